@@ -338,15 +338,11 @@ impl Upstream {
         Ok(self.body(json_forward(v)?))
     }
 
-    /// With `fields` (of a search on the expression at `place` in `to_resolve`) for
-    /// `authorize` to decide on, merged with the place's others.
+    /// With `fields` (of the searches on the expression at `place` in `to_resolve`, each place
+    /// given once) for `authorize` to decide on.
     pub fn typed(mut self, place: usize, fields: HistogramFields) -> Upstream {
-        if fields.is_empty() {
-            return self;
-        }
-        match self.typed_fields.iter_mut().find(|(p, _)| *p == place) {
-            Some((_, known)) => known.merge(fields),
-            None => self.typed_fields.push((place, fields)),
+        if !fields.is_empty() {
+            self.typed_fields.push((place, fields));
         }
         self
     }

@@ -38,7 +38,7 @@ use serde_json::{Map, Value};
 use super::json::{Obj, J};
 
 use crate::dsl::fill;
-use crate::dsl::histogram_fields::{self, HistogramFields};
+use crate::dsl::histogram_fields::HistogramFields;
 use crate::dsl::values::{histogram_buckets, uint_of};
 use crate::request::body::MAX_DEPTH;
 use crate::request::dialect::EmptyBuckets;
@@ -79,31 +79,51 @@ impl CostGuard {
         body: &mut Value,
         params: &mut Vec<Param>,
     ) -> Result<HistogramFields, Rejection> {
-        let Value::Object(m) = body else {
-            if self.is_unlimited() {
-                return Ok(HistogramFields::default());
-            }
-            return Err(Rejection::bad_request("a search body must be an object"));
-        };
-        let edits = fill::plan(Obj::V(m), self.empty_buckets)?;
-        if !edits.is_empty() {
-            fill::apply_value(m, edits);
-        }
-        let (timeout, fields) = self.search_checked(Obj::V(m), params)?;
-        if let Some(timeout) = timeout {
-            m.insert("timeout".into(), Value::String(timeout));
-        }
+        let mut fields = HistogramFields::default();
+        self.search_into(body, params, &mut fields)?;
         Ok(fields)
     }
 
+    /// [`CostGuard::search`], the fields added to `fields` (an `_msearch`'s searches of one
+    /// index expression add to one).
+    pub(crate) fn search_into(
+        &self,
+        body: &mut Value,
+        params: &mut Vec<Param>,
+        fields: &mut HistogramFields,
+    ) -> Result<(), Rejection> {
+        let Value::Object(m) = body else {
+            if self.is_unlimited() {
+                return Ok(());
+            }
+            return Err(Rejection::bad_request("a search body must be an object"));
+        };
+        let edits = fill::plan(Obj::V(m), self.empty_buckets, self.max_buckets, fields)?;
+        if !edits.is_empty() {
+            fill::apply_value(m, edits);
+        }
+        if let Some(timeout) = self.search_checked(Obj::V(m), params)? {
+            m.insert("timeout".into(), Value::String(timeout));
+        }
+        Ok(())
+    }
+
     /// The first half of [`CostGuard::search`] on a tree body's top-level entries: the hard
-    /// bounds its histograms need added, or the refusal of one that cannot have them (`fill`).
-    /// [`CostGuard::search_checked`] reads the body after it.
+    /// bounds its histograms need added, or the refusal of one that cannot have them (`fill`),
+    /// and the fields of its histograms whose types `authorize` must know added to `fields`
+    /// (`histogram_fields`, from the same walk). [`CostGuard::search_checked`] reads the body
+    /// after it.
     pub(crate) fn fill_tree<'a>(
         &self,
         entries: &mut Container<'a, (std::borrow::Cow<'a, str>, crate::request::tree::Node<'a>)>,
+        fields: &mut HistogramFields,
     ) -> Result<(), Rejection> {
-        let edits = fill::plan(Obj::N(entries), self.empty_buckets)?;
+        let edits = fill::plan(
+            Obj::N(entries),
+            self.empty_buckets,
+            self.max_buckets,
+            fields,
+        )?;
         if !edits.is_empty() {
             fill::apply_tree(entries, edits);
         }
@@ -111,18 +131,16 @@ impl CostGuard {
     }
 
     /// The read-only half of [`CostGuard::search`] (after [`CostGuard::fill_tree`] on a
-    /// tree), for either body representation: the fields of its histograms whose types
-    /// `authorize` must know (`histogram_fields`, first: its refusal comes before anything
-    /// changes), the limits checked, the `timeout` parameter taken out of `params`, and the
-    /// `timeout` the body must carry returned (when the token limits it).
+    /// tree), for either body representation: the limits checked, the `timeout` parameter taken
+    /// out of `params`, and the `timeout` the body must carry returned (when the token limits
+    /// it).
     pub(crate) fn search_checked(
         &self,
         m: Obj<'_>,
         params: &mut Vec<Param>,
-    ) -> Result<(Option<String>, HistogramFields), Rejection> {
-        let fields = histogram_fields::needing_types(m, self.max_buckets)?;
+    ) -> Result<Option<String>, Rejection> {
         if self.is_unlimited() {
-            return Ok((None, fields));
+            return Ok(None);
         }
         if let Some(max) = self.max_size {
             let param = |key: &str| -> Result<Option<u64>, Rejection> {
@@ -159,7 +177,7 @@ impl CostGuard {
             }
         }
         let Some(limit) = self.timeout_ms else {
-            return Ok((None, fields));
+            return Ok(None);
         };
         let mut ms = u128::from(limit);
         if let Some(i) = params.iter().position(|(k, _)| k == "timeout") {
@@ -169,7 +187,7 @@ impl CostGuard {
         if let Some(J::String(t)) = m.get("timeout") {
             ms = ms.min(time_millis(t).unwrap_or(ms));
         }
-        Ok((Some(format!("{}ms", ms.max(1))), fields))
+        Ok(Some(format!("{}ms", ms.max(1))))
     }
 
     /// A SQL query's page, `fetch_size` (1000 when absent), against `max_size`: over it is

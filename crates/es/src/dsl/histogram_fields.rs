@@ -25,7 +25,9 @@
 //!    65,535 (`MAX_BUCKETS`) and the token's `max_buckets` intervals apart (the shortest a calendar
 //!    unit can be), and for a `histogram` within `fill`'s 2^40 intervals of 0 (bounds and
 //!    offset) — on a backend that makes empty buckets first `fill` may have added them; or
-//! 2. its `field` is looked up: `needing_types` names it ([`HistogramField`]), the proxy asks
+//! 2. its `field` is looked up: `fill`'s walk over the aggregations (the one that adds bounds,
+//!    run on every backend and for every token through the cost guard: `add`) names it
+//!    ([`HistogramField`], each once per index expression, at most [`MAX_FIELDS`]), the proxy asks
 //!    the backend's `_field_caps` about it on the search's index expression and passes the
 //!    answer as data ([`FieldTypes`], `Resolution::field_types`), and `authorize` (`decide`)
 //!    lets the search through only when the field's type in **every** allowed concrete index
@@ -36,8 +38,8 @@
 //!
 //! A search with no index expression (a point in time) cannot be looked up: such a histogram
 //! is refused there (`routes::search`). A `field` naming a wildcard or a comma cannot be asked
-//! about (`_field_caps` would expand or split it, where the histogram reads the name as it is):
-//! refused too. A histogram without a `field` string steps through nothing (the backend
+//! about (`_field_caps` would expand or split it, where the histogram reads the name as it is),
+//! nor one longer than [`MAX_FIELD_LEN`] (the lookup's request line): refused too. A histogram without a `field` string steps through nothing (the backend
 //! refuses it; esgate refuses scripts).
 //!
 //! Invariant: pure; a body without histograms, or whose histograms are bounded, needs nothing
@@ -45,10 +47,13 @@
 
 use std::sync::Arc;
 
+#[cfg(test)]
+use super::json::Obj;
+use smallvec::SmallVec;
+
 use super::fill::{epoch_millis, iso_utc, key_steps_hold, HistParams};
-use super::json::{Obj, J};
+use super::json::J;
 use super::values::{self, number_of, MAX_BUCKETS};
-use crate::request::body::MAX_DEPTH;
 use crate::Rejection;
 
 /// The mapped types on which neither histogram steps through a range: both backends' `NUMERIC`
@@ -88,20 +93,19 @@ pub const MAX_FIELDS: usize = 32;
 /// Longest field name looked up (it goes into the lookup's request line); longer is refused.
 pub const MAX_FIELD_LEN: usize = 1024;
 
-/// The fields of one search's histograms that are not bounded (`needing_types`), each once,
-/// at most [`MAX_FIELDS`]. Must be passed on to `authorize` (through `Upstream::typed_fields`),
-/// or the search refused.
+/// The fields of the histograms of one index expression's searches that are not bounded
+/// (`needing_types`), each once, at most [`MAX_FIELDS`]. Must be passed on to `authorize`
+/// (through `Upstream::typed_fields`), or the search refused.
 #[must_use]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HistogramFields {
-    pub(crate) fields: Vec<HistogramField>,
-    /// Searches of one expression merged past [`MAX_FIELDS`]: `authorize` refuses.
-    too_many: bool,
+    /// One in place (a dashboard's searches histogram one time field): no allocation.
+    pub(crate) fields: SmallVec<[HistogramField; 1]>,
 }
 
 impl HistogramFields {
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty() && !self.too_many
+        self.fields.is_empty()
     }
 
     /// The fields, each once.
@@ -109,34 +113,24 @@ impl HistogramFields {
         self.fields.iter().map(|f| f.field.as_str())
     }
 
-    /// `other`'s fields added, each once (past [`MAX_FIELDS`], refused by `authorize`).
-    pub(crate) fn merge(&mut self, other: HistogramFields) {
-        self.too_many |= other.too_many;
-        for f in other.fields {
-            if !self.push(f) {
-                self.too_many = true;
-                return;
-            }
-        }
-    }
-
-    /// `f` added unless there; `false` when it would be one more than [`MAX_FIELDS`].
-    fn push(&mut self, f: HistogramField) -> bool {
-        if self.fields.iter().any(|g| g.field == f.field) {
+    /// `field` of histogram `aggregation` added unless there (copied only then); `false` when
+    /// it would be one more than [`MAX_FIELDS`].
+    fn push(&mut self, field: &str, aggregation: &'static str) -> bool {
+        if self.fields.iter().any(|g| g.field == field) {
             return true;
         }
         if self.fields.len() >= MAX_FIELDS {
             return false;
         }
-        self.fields.push(f);
+        self.fields.push(HistogramField {
+            field: field.to_string(),
+            aggregation,
+        });
         true
     }
 
     /// Refused where no lookup is possible (a search on a point in time): `where_` says where.
     pub(crate) fn refuse_unless_empty(self, where_: &str) -> Result<(), Rejection> {
-        if self.too_many {
-            return Err(too_many());
-        }
         match self.fields.first() {
             None => Ok(()),
             Some(f) => Err(Rejection::forbidden(format!(
@@ -152,67 +146,53 @@ impl HistogramFields {
 
 /// The fields of `body`'s histograms (a search body's top level) that are not bounded by their
 /// own `hard_bounds` within [`MAX_BUCKETS`] and `max_buckets` (the token's, `None`: not
-/// limited). A `field` with a wildcard or a comma is refused.
+/// limited): `fill`'s walk on a backend that counts empty buckets (adds no bounds).
+#[cfg(test)]
 pub(crate) fn needing_types(
     body: Obj<'_>,
     max_buckets: Option<u64>,
 ) -> Result<HistogramFields, Rejection> {
-    let mut out = HistogramFields::default();
-    for (key, value) in body {
-        if let ("aggs" | "aggregations", J::Object(aggs)) = (key, value) {
-            walk(aggs, max_buckets, &mut out, 0)?;
-        }
-    }
-    Ok(out)
+    let how = crate::request::dialect::EmptyBuckets::Counted;
+    let mut fields = HistogramFields::default();
+    super::fill::plan(body, how, max_buckets, &mut fields)?;
+    Ok(fields)
 }
 
-fn walk(
-    aggs: Obj<'_>,
+/// Histogram `ty` with parameters `p` (which `fill` did not bound) added to `out` unless its
+/// own `hard_bounds` bound it; a `field` that cannot be looked up, or one past [`MAX_FIELDS`]
+/// (the searches of one expression add to one `out`), refused.
+pub(crate) fn add(
+    ty: &'static str,
+    p: &HistParams<'_>,
     max_buckets: Option<u64>,
     out: &mut HistogramFields,
-    depth: usize,
 ) -> Result<(), Rejection> {
-    if depth > MAX_DEPTH {
-        return Err(Rejection::bad_request("aggregations are nested too deeply"));
+    if bounded(ty, p, max_buckets) {
+        return Ok(());
     }
-    for (_, def) in aggs {
-        let J::Object(def) = def else { continue };
-        for (key, value) in def {
-            let J::Object(m) = value else { continue };
-            match key {
-                "aggs" | "aggregations" => walk(m, max_buckets, out, depth + 1)?,
-                "histogram" | "date_histogram" => {
-                    let aggregation = if key == "histogram" {
-                        "histogram"
-                    } else {
-                        "date_histogram"
-                    };
-                    let p = HistParams::of(m);
-                    if bounded(aggregation, &p, max_buckets) {
-                        continue;
-                    }
-                    let Some(field) = p.field.and_then(J::as_str) else {
-                        continue;
-                    };
-                    if field.contains(['*', ',']) || field.len() > MAX_FIELD_LEN {
-                        return Err(Rejection::forbidden(format!(
-                            "[{aggregation}] [field] with a wildcard or a comma, or longer than \
-                             {MAX_FIELD_LEN} bytes, needs [hard_bounds] with [min] and [max]: \
-                             esgate cannot look up its type ({})",
-                            way_out()
-                        )));
-                    }
-                    let added = out.push(HistogramField {
-                        field: field.to_string(),
-                        aggregation,
-                    });
-                    if !added {
-                        return Err(too_many());
-                    }
-                }
-                _ => {}
-            }
-        }
+    add_unbounded(ty, p.field, out)
+}
+
+/// Histogram `ty` on `field` (its `field` parameter), which no bounds bound, added to `out`.
+pub(crate) fn add_unbounded(
+    ty: &'static str,
+    field: Option<J<'_>>,
+    out: &mut HistogramFields,
+) -> Result<(), Rejection> {
+    // No field: nothing to step through (the backend refuses it).
+    let Some(field) = field.and_then(J::as_str) else {
+        return Ok(());
+    };
+    let unaskable = field.bytes().any(|b| b == b'*' || b == b',');
+    if unaskable || field.len() > MAX_FIELD_LEN {
+        return Err(Rejection::forbidden(format!(
+            "[{ty}] [field] with a wildcard or a comma, or longer than {MAX_FIELD_LEN} bytes, \
+             needs [hard_bounds] with [min] and [max]: esgate cannot look up its type ({})",
+            way_out()
+        )));
+    }
+    if !out.push(field, ty) {
+        return Err(too_many());
     }
     Ok(())
 }
@@ -334,9 +314,6 @@ pub(crate) fn decide(
     indices: &[String],
     types: Option<&[Arc<FieldTypes>]>,
 ) -> Result<(), Rejection> {
-    if fields.too_many {
-        return Err(too_many());
-    }
     for f in &fields.fields {
         let known = types.and_then(|t| t.iter().find(|t| t.field == f.field));
         for index in indices {

@@ -132,26 +132,27 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     if arena.has_inner_hits_key() {
         return None;
     }
+    let to_resolve = distinct_expressions(&items);
+    if to_resolve.len() > MAX_EXPRESSIONS {
+        return None;
+    }
     let mut timeouts = Vec::with_capacity(trees.len());
-    let mut fields = Vec::with_capacity(trees.len());
-    for out in &mut trees {
+    // The histogram fields of each expression's searches (`histogram_fields`).
+    let mut fields = Places::new(&to_resolve);
+    for (out, item) in trees.iter_mut().zip(&items) {
         if !ordinals::plain_is_noop(J::from(&*out)) {
             return None;
         }
         let Node::Object(entries) = out else {
             return None;
         };
-        scope.guard.fill_tree(entries).ok()?;
-        let (timeout, typed) = scope
-            .guard
-            .search_checked(Obj::N(entries), &mut Vec::new())
-            .ok()?;
-        timeouts.push(timeout);
-        fields.push(typed);
-    }
-    let to_resolve = distinct_expressions(&items);
-    if to_resolve.len() > MAX_EXPRESSIONS {
-        return None;
+        scope.guard.fill_tree(entries, fields.of(item)).ok()?;
+        timeouts.push(
+            scope
+                .guard
+                .search_checked(Obj::N(entries), &mut Vec::new())
+                .ok()?,
+        );
     }
     let mut bodies = Vec::with_capacity(trees.len());
     for ((mut out, timeout), line) in trees.into_iter().zip(timeouts).zip(texts) {
@@ -166,12 +167,8 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         item.body = Value::Null;
     }
     // The NDJSON is written by `authorize` (`forward_narrowed`), once its names are known.
-    let mut up = typed_by_place(
-        Upstream::fixed(Method::Post, "/_msearch"),
-        &items,
-        &to_resolve,
-        fields,
-    );
+    let mut up = Upstream::fixed(Method::Post, "/_msearch");
+    up.typed_fields = fields.typed();
     up.to_resolve = to_resolve;
     up.shape = Shape::Msearch(items, bodies);
     #[cfg(test)]
@@ -197,17 +194,24 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
         req.max_searches,
         req.meter,
     )?;
-    let mut fields = Vec::with_capacity(items.len());
+    let to_resolve = distinct_expressions(&items);
+    // Each distinct expression costs a resolve call before anything is forwarded.
+    if to_resolve.len() > MAX_EXPRESSIONS {
+        return Err(Rejection::bad_request(format!(
+            "an msearch may name at most {MAX_EXPRESSIONS} distinct index expressions; split it"
+        )));
+    }
+    // The histogram fields of each expression's searches (`histogram_fields`).
+    let mut fields = Places::new(&to_resolve);
     for (i, item) in items.iter_mut().enumerate() {
-        fields.push(
-            scope
-                .guard
-                .search(&mut item.body, &mut Vec::new())
-                .map_err(|mut r| {
-                    r.reason = format!("msearch search {}: {}", i + 1, r.reason);
-                    r
-                })?,
-        );
+        let typed = fields.of(item);
+        scope
+            .guard
+            .search_into(&mut item.body, &mut Vec::new(), typed)
+            .map_err(|mut r| {
+                r.reason = format!("msearch search {}: {}", i + 1, r.reason);
+                r
+            })?;
     }
     let mut positions = Vec::with_capacity(items.len());
     for item in &mut items {
@@ -217,25 +221,14 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
         };
         positions.push(ordinals::prepare(&mut item.body, mode, &scope.ids)?);
     }
-    let to_resolve = distinct_expressions(&items);
-    // Each distinct expression costs a resolve call before anything is forwarded.
-    if to_resolve.len() > MAX_EXPRESSIONS {
-        return Err(Rejection::bad_request(format!(
-            "an msearch may name at most {MAX_EXPRESSIONS} distinct index expressions; split it"
-        )));
-    }
     let bodies = render_bodies(&items)?;
     // The trees are not needed past here: the serialised bodies are reused.
     for item in &mut items {
         item.body = Value::Null;
     }
     // As on the tree path, the NDJSON is written by `authorize`.
-    let mut up = typed_by_place(
-        Upstream::fixed(Method::Post, "/_msearch"),
-        &items,
-        &to_resolve,
-        fields,
-    );
+    let mut up = Upstream::fixed(Method::Post, "/_msearch");
+    up.typed_fields = fields.typed();
     up.to_resolve = to_resolve;
     up.shape = Shape::Msearch(items, bodies);
     if positions.iter().any(Option::is_some) {
@@ -244,27 +237,59 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     Ok(up)
 }
 
-/// `up` with each search's histogram fields (`fields`, in `items`' order) under the place of
-/// its expression in `to_resolve` (`distinct_expressions`), for `authorize` to decide on.
-fn typed_by_place(
-    mut up: Upstream,
-    items: &[Item],
-    to_resolve: &[String],
+/// The histogram fields of the searches of each distinct expression (`to_resolve`'s places),
+/// for `authorize` to decide on (`Upstream::typed_fields`): a search adds to its expression's.
+struct Places<'e> {
+    to_resolve: &'e [String],
     fields: Vec<HistogramFields>,
-) -> Upstream {
-    for (item, typed) in items.iter().zip(fields) {
-        if typed.is_empty() {
-            continue;
+    /// The fields of a search whose expression is not in `to_resolve` (never: every item's
+    /// is), kept at no place: `authorize` refuses them.
+    unplaced: HistogramFields,
+    /// The last search's expression and place: searches whose headers name the same text share
+    /// their expression (a dashboard's, one index pattern), found once.
+    last: Option<(Arc<Expression>, usize)>,
+}
+
+impl<'e> Places<'e> {
+    fn new(to_resolve: &'e [String]) -> Places<'e> {
+        Places {
+            to_resolve,
+            fields: Vec::new(),
+            unplaced: HistogramFields::default(),
+            last: None,
         }
-        // Every item's expression is in `to_resolve`; were one not, its fields would go
-        // unlooked-up, and `authorize` refuses a place it has no expression for.
-        let place = to_resolve
-            .iter()
-            .position(|e| is_joined(e, item.index.elements()))
-            .unwrap_or(usize::MAX);
-        up = up.typed(place, typed);
     }
-    up
+
+    /// The fields of `item`'s expression, to add to.
+    fn of(&mut self, item: &Item) -> &mut HistogramFields {
+        let place = match &self.last {
+            Some((index, place)) if Arc::ptr_eq(index, &item.index) => *place,
+            _ => match self
+                .to_resolve
+                .iter()
+                .position(|e| is_joined(e, item.index.elements()))
+            {
+                Some(place) => place,
+                None => return &mut self.unplaced,
+            },
+        };
+        self.last = Some((Arc::clone(&item.index), place));
+        if self.fields.len() <= place {
+            self.fields.resize_with(place + 1, HistogramFields::default);
+        }
+        &mut self.fields[place]
+    }
+
+    /// Each place's fields, the empty left out (unplaced ones at a place past `to_resolve`).
+    fn typed(self) -> Vec<(usize, HistogramFields)> {
+        let unplaced = (!self.unplaced.is_empty()).then_some((usize::MAX, self.unplaced));
+        self.fields
+            .into_iter()
+            .enumerate()
+            .filter(|(_, f)| !f.is_empty())
+            .chain(unplaced)
+            .collect()
+    }
 }
 
 /// One checked search of an `_msearch`.

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::scroll_pit::{self, SCROLL_OPEN_SEAL};
 use super::{json_forward_sized, Request, Spec, Upstream, JSON_BODY};
+use crate::dsl::histogram_fields::HistogramFields;
 use crate::dsl::json::{Obj, J};
 use crate::dsl::rewrite;
 use crate::ids::continuation::{self, IdKind, Seal};
@@ -184,9 +185,10 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     let Node::Object(entries) = &mut out else {
         return None;
     };
-    scope.guard.fill_tree(entries).ok()?;
+    let mut fields = HistogramFields::default();
+    scope.guard.fill_tree(entries, &mut fields).ok()?;
     // Last: its refusals come before it takes `timeout` out of the parameters.
-    let (timeout, fields) = scope
+    let timeout = scope
         .guard
         .search_checked(Obj::N(entries), &mut req.params)
         .ok()?;

@@ -189,7 +189,6 @@ fn fields(names: &[(&str, &'static str)]) -> HistogramFields {
                 aggregation: a,
             })
             .collect(),
-        too_many: false,
     }
 }
 
@@ -305,13 +304,13 @@ fn field_types_read_by_index() {
     assert_eq!(t.type_in("e"), None);
 }
 
-/// At most `MAX_FIELDS` distinct fields per search (each a lookup); searches of one expression
-/// merged past it are refused by `decide`.
+/// At most `MAX_FIELDS` distinct fields per expression (each a lookup): the searches of one
+/// expression add to one set, refused past it.
 #[test]
 fn distinct_fields_are_bounded() {
-    let aggs = |n: usize| {
+    let aggs = |from: usize, n: usize| {
         let mut aggs = serde_json::Map::new();
-        for i in 0..n {
+        for i in from..from + n {
             // Each field twice: counted once.
             for dup in ["a", "b"] {
                 aggs.insert(
@@ -322,26 +321,22 @@ fn distinct_fields_are_bounded() {
         }
         json!({ "aggs": aggs })
     };
-    assert_eq!(needed(aggs(MAX_FIELDS)).map(|f| f.len()), Ok(MAX_FIELDS));
-    let reason = needed(aggs(MAX_FIELDS + 1)).unwrap_err();
+    assert_eq!(needed(aggs(0, MAX_FIELDS)).map(|f| f.len()), Ok(MAX_FIELDS));
+    let reason = needed(aggs(0, MAX_FIELDS + 1)).unwrap_err();
     assert!(
         reason.contains(&format!("more than {MAX_FIELDS} fields")),
         "{reason}"
     );
-    let half = |from: usize| HistogramFields {
-        fields: (from..from + MAX_FIELDS / 2 + 1)
-            .map(|i| HistogramField {
-                field: format!("f{i}"),
-                aggregation: "histogram",
-            })
-            .collect(),
-        too_many: false,
+    // Two searches adding to one set.
+    let plan = |body: Value, into: &mut HistogramFields| {
+        let Value::Object(m) = &body else { panic!() };
+        let how = crate::request::dialect::EmptyBuckets::Counted;
+        super::super::fill::plan(Obj::V(m), how, None, into).map(|_| ())
     };
-    let mut merged = half(0);
-    merged.merge(half(0));
-    assert_eq!(decide(&merged, &[], None), Ok(()));
-    merged.merge(half(1_000));
-    assert!(!merged.is_empty());
-    let r = decide(&merged, &[], None).unwrap_err();
+    let mut one = HistogramFields::default();
+    plan(aggs(0, MAX_FIELDS / 2 + 1), &mut one).unwrap();
+    plan(aggs(0, MAX_FIELDS / 2 + 1), &mut one).unwrap();
+    assert_eq!(one.names().count(), MAX_FIELDS / 2 + 1);
+    let r = plan(aggs(1_000, MAX_FIELDS / 2 + 1), &mut one).unwrap_err();
     assert!(r.reason.contains("more than"), "{}", r.reason);
 }
