@@ -410,6 +410,38 @@ async fn cache_on(backend: Backend) {
     relay.take();
     let (status, answer) = gw.call(&secret, "POST", "/rng-c/_search", x, &[]).await;
     refused_here("after the TTL", status, &answer, &relay);
+
+    // A pattern that also reaches a foreign index through an alias (`rng-alias` -> `other`,
+    // dropped by the narrowing): the lookup describes the alias's index too, so its answer is
+    // reused within the TTL like any other.
+    create(
+        backend.url(),
+        "other",
+        &json!({"properties": {"n": {"type": "long_range"}}}),
+    )
+    .await;
+    let actions = json!({"actions": [{"add": {"index": "other", "alias": "rng-alias"}}]});
+    let r = send_json(
+        "POST",
+        &format!("{}/_aliases", backend.url()),
+        None,
+        &actions,
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let (_, secret) = gw.token(tenant_a()).await;
+    let n = hist(
+        "histogram",
+        json!({"field": "n", "interval": 1, "min_doc_count": 1}),
+    );
+    relay.take();
+    for round in 0..2 {
+        let (status, answer) = gw
+            .call(&secret, "POST", "/rng-*/_search", n.clone(), &[])
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(lookups(&relay), 1 - round, "round {round}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
