@@ -95,7 +95,7 @@ fn check_and_rewrite(c: &mut Criterion) {
             let plan = es::plan(&head, &scope).expect("plan");
             let prepared =
                 es::prepare(plan, Some(black_box(search)), &head, &scope).expect("prepare");
-            let resolution = resolution_for(prepared.to_resolve());
+            let resolution = resolution_for(&prepared);
             es::authorize(prepared, &resolution, &scope).expect("permit")
         })
     });
@@ -113,7 +113,7 @@ fn check_and_rewrite(c: &mut Criterion) {
             let plan = es::plan(&head, &scope).expect("plan");
             let prepared =
                 es::prepare(plan, Some(black_box(&msearch[..])), &head, &scope).expect("prepare");
-            let resolution = resolution_for(prepared.to_resolve());
+            let resolution = resolution_for(&prepared);
             es::authorize(prepared, &resolution, &scope).expect("permit")
         })
     });
@@ -148,7 +148,7 @@ fn dashboard_bodies(c: &mut Criterion) {
                 let plan = es::plan(head, &scope).expect("plan");
                 let prepared =
                     es::prepare(plan, Some(black_box(&body[..])), head, &scope).expect("prepare");
-                let resolution = resolution_for(prepared.to_resolve());
+                let resolution = resolution_for(&prepared);
                 es::authorize(prepared, &resolution, &scope).expect("permit")
             })
         });

@@ -67,7 +67,7 @@ fn main() {
             .searches_at_most(max_searches);
         let prepared =
             es::prepare(plan, Some(black_box(&body[..])), &head, &scope).expect("prepare");
-        let resolution = shapes::resolution_for(prepared.to_resolve());
+        let resolution = shapes::resolution_for(&prepared);
         let permit = es::authorize(prepared, &resolution, &scope).expect("permit");
         black_box(permit);
         forwarded += 1;

@@ -90,7 +90,7 @@ impl ProxyError {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
             // The backend refused to resolve the client's index expression (too long, ...).
-            ProxyError::Upstream(U::Resolve(s)) if (400..500).contains(s) => {
+            ProxyError::Upstream(U::Resolve(s) | U::FieldTypes(s)) if (400..500).contains(s) => {
                 StatusCode::BAD_REQUEST
             }
             ProxyError::Upstream(U::ClientBody) => StatusCode::BAD_REQUEST,
@@ -137,11 +137,10 @@ impl ProxyError {
 
     pub fn side(&self) -> Side {
         match self {
-            ProxyError::Upstream(crate::upstream::UpstreamError::Resolve(s))
-                if (400..500).contains(s) =>
-            {
-                Side::Client
-            }
+            ProxyError::Upstream(
+                crate::upstream::UpstreamError::Resolve(s)
+                | crate::upstream::UpstreamError::FieldTypes(s),
+            ) if (400..500).contains(s) => Side::Client,
             // The token's own load (logged by `upstream`, once per interval).
             ProxyError::Upstream(crate::upstream::UpstreamError::Share { .. }) => Side::Client,
             // The client's relayed body failed (its framing, or it hung up).

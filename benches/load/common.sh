@@ -9,7 +9,8 @@
 #   make_cert             a self-signed certificate for 127.0.0.1: $WORK/cert.pem, key.pem
 #   start_backend INDICES [LOCATIONS]
 #                         the canned nginx backend on CPU 1 at BACKEND_PORT: `_resolve/index`
-#                         names INDICES (space-separated), LOCATIONS are the script's own
+#                         names INDICES (space-separated), `_field_caps` describes
+#                         `@timestamp` as a date in them, LOCATIONS are the script's own
 #                         nginx lines; any other path answers $SMALL_ANSWER
 #   write_auth_conf [SERVER_LINES]
 #                         nginx + auth_basic ({PLAIN}, user:secret = $BASIC) at NGINX_PORT in
@@ -68,8 +69,11 @@ make_cert() {
 }
 
 start_backend() { # INDICES [LOCATIONS]
-  local indices="" name
-  for name in $1; do indices="$indices${indices:+,}{\"name\":\"$name\",\"attributes\":[\"open\"]}"; done
+  local indices="" names="" name
+  for name in $1; do
+    indices="$indices${indices:+,}{\"name\":\"$name\",\"attributes\":[\"open\"]}"
+    names="$names${names:+,}\"$name\""
+  done
   cat > "$WORK/backend.conf" <<NGINX
 worker_processes 1;
 error_log $WORK/backend.err;
@@ -84,6 +88,11 @@ http {
     add_header X-Elastic-Product Elasticsearch always;
     location /_resolve/index/ {
       return 200 '{"indices":[$indices],"aliases":[],"data_streams":[]}';
+    }
+    # esgate's field type lookup for a histogram without hard bounds (the 2 KB search's date
+    # histogram on @timestamp; upstream::field_types): a real-shaped answer.
+    location ~ /_field_caps\$ {
+      return 200 '{"indices":[$names],"fields":{"@timestamp":{"date":{"type":"date","metadata_field":false,"searchable":true,"aggregatable":true}}}}';
     }
 ${2:-}
     # nginx answers 405 to POST on a static file: the small answer is a static return.

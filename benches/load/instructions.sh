@@ -87,6 +87,11 @@ http {
     location /_resolve/index/ {
       return 200 '{"indices":[{"name":"logs-a","attributes":["open"]},{"name":"logs-b","attributes":["open"]}],"aliases":[],"data_streams":[]}';
     }
+    # esgate's field type lookup for a histogram without hard bounds (the 2 KB search's
+    # date histogram on @timestamp; upstream::field_types): a real-shaped answer.
+    location ~ /_field_caps\$ {
+      return 200 '{"indices":["logs-a","logs-b"],"fields":{"@timestamp":{"date":{"type":"date","metadata_field":false,"searchable":true,"aggregatable":true}}}}';
+    }
     location ~ _msearch\$ {
       if (\$arg_max_concurrent_shard_requests) { return 200 '$GRAFANA_ANSWER'; }
       return 200 '{"took":1,"responses":[$SMALL_ANSWER]}';

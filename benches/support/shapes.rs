@@ -1,19 +1,23 @@
 //! Request bodies shaped like Kibana's and Grafana's (issue 10 goal 6), shared by the criterion
 //! bench (`request_path.rs`) and the instruction-count loop (`examples/request_path_loop.rs`, under callgrind).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use std::collections::BTreeMap;
 
+use esgate::es::dsl::histogram_fields::FieldTypes;
 use esgate::es::ids::continuation::{Binding, IdKey};
 use esgate::es::indices::resolution::{NameKind, ResolvedName};
-use esgate::es::{FilterSet, Resolution, Scope};
+use esgate::es::{FilterSet, Prepared, Resolution, Scope};
 use serde_json::json;
 
-/// Every index expression resolved to `logs-a` and `logs-b`.
-pub fn resolution_for(exprs: &[String]) -> Resolution {
+/// Every index expression `prepared` names resolved to `logs-a` and `logs-b`, and every field
+/// its histograms need typed (`es::dsl::histogram_fields`) a `date` in both: what the proxy's
+/// resolver and field type cache give on a hit (the types shared, built once, as the cache
+/// shares its entries).
+pub fn resolution_for(prepared: &Prepared) -> Resolution {
     let mut names = BTreeMap::new();
-    for e in exprs {
+    for e in prepared.to_resolve() {
         names.insert(
             e.clone(),
             ["logs-a", "logs-b"]
@@ -26,9 +30,32 @@ pub fn resolution_for(exprs: &[String]) -> Resolution {
                 .collect(),
         );
     }
+    let mut field_types = BTreeMap::new();
+    for (expr, fields) in prepared.field_types_needed() {
+        let types = fields.names().map(date_in_both).collect();
+        field_types.insert(expr.to_string(), types);
+    }
     Resolution {
         names,
         dialect: None,
+        field_types,
+    }
+}
+
+/// `field` a `date` in `logs-a` and `logs-b`; `@timestamp`'s built once.
+fn date_in_both(field: &str) -> Arc<FieldTypes> {
+    static TIMESTAMP: OnceLock<Arc<FieldTypes>> = OnceLock::new();
+    let build = |field: &str| {
+        let pairs = ["logs-a", "logs-b"]
+            .iter()
+            .map(|i| (i.to_string(), Some("date".to_string())))
+            .collect();
+        Arc::new(FieldTypes::new(field, pairs))
+    };
+    if field == "@timestamp" {
+        Arc::clone(TIMESTAMP.get_or_init(|| build(field)))
+    } else {
+        build(field)
     }
 }
 

@@ -1722,6 +1722,29 @@ async fn enforce(
             resolution.names.insert(expr, names);
         }
     }
+    // A histogram its own hard bounds do not bound needs its field's types behind its
+    // expression (`upstream::field_types`, cached; range28): asked only then.
+    for (expr, fields) in prepared.field_types_needed() {
+        // An expression not resolved is refused by `authorize`.
+        let Some(names) = resolution.names.get(expr) else {
+            continue;
+        };
+        let cache = &app.upstream.field_types;
+        let now = Instant::now();
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for field in fields.names() {
+            match cache.cached(expr, field, names, now) {
+                Some(types) => found.push(types),
+                None => missing.push(field),
+            }
+        }
+        if !missing.is_empty() {
+            let asked = cache.lookup(&app.upstream, authorization, expr, &missing, now);
+            found.extend(Box::pin(asked).await?);
+        }
+        resolution.field_types.insert(expr.to_string(), found);
+    }
     // A route of one dialect only (point in time) needs the backend's (cached after once).
     if prepared.needs_dialect() {
         resolution.dialect = Box::pin(app.upstream.dialect(authorization)).await?;

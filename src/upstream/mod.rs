@@ -1,6 +1,7 @@
 //! The backend cluster: esgate's own pooled HTTP/1.1 client (`pool.rs`, issue 10) over several
 //! nodes with round-robin, passive health and a bounded retry; index resolution for access
-//! decisions.
+//! decisions (`resolve.rs`), the types of histograms' fields (`field_types.rs`) and the dialect
+//! (`dialect.rs`).
 //!
 //! Invariants:
 //! - Only an [`UpstreamRequest`] is sent; it is built in `proxy::upstream_request`. On the wire
@@ -46,6 +47,7 @@
 //!   by `answer_timeout` (`proxy`).
 
 pub mod dialect;
+pub mod field_types;
 pub(crate) mod lookup;
 pub(crate) mod pool;
 pub mod resolve;
@@ -91,6 +93,10 @@ pub enum UpstreamError {
     Gated,
     #[error("the backend answered the index resolution unexpectedly (status {0})")]
     Resolve(u16),
+    /// The backend's `_field_caps` answer to a histogram's field type lookup (`field_types`)
+    /// was not a description: the request fails closed, as for `Resolve`.
+    #[error("the backend answered the field type lookup unexpectedly (status {0})")]
+    FieldTypes(u16),
     /// The backend answered with a server error (5xx), or a `read` token's request with 429
     /// (too busy); its answer is not relayed as is (see `proxy`). The type is the backend's
     /// error type when it is a plain identifier.
@@ -366,6 +372,8 @@ pub struct Upstream {
     probe_ms: u64,
     epoch: Instant,
     pub(crate) resolver: resolve::Resolver,
+    /// The types of histograms' fields (`field_types.rs`), cached like the resolver's names.
+    pub(crate) field_types: field_types::FieldTypesCache,
     /// The backend's REST dialect, once known (`dialect.rs`).
     dialect: dialect::DialectCache,
 }
@@ -432,6 +440,7 @@ impl Upstream {
                 .unwrap_or(u64::MAX),
             epoch: Instant::now(),
             resolver: resolve::Resolver::new(config.resolve_cache_ttl),
+            field_types: field_types::FieldTypesCache::new(config.resolve_cache_ttl),
             dialect: dialect::DialectCache::default(),
         }
     }

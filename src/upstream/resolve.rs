@@ -1,8 +1,8 @@
 //! Index resolution: the concrete indices behind an index expression, asked of the backend
 //! with `GET /_resolve/index/{expr}?expand_wildcards=open`, cached briefly.
 //!
-//! This is the one I/O step whose result feeds an access decision; the result is passed to
-//! `es::authorize` as data. Aliases and data streams are expanded to their indices so that an
+//! One of the I/O steps whose result feeds an access decision (with `field_types.rs` and
+//! `dialect.rs`); the result is passed to `es::authorize` as data. Aliases and data streams are expanded to their indices so that an
 //! alias named like an allowed pattern cannot open a foreign index. Wildcards are expanded to
 //! open, non-hidden names only (Elasticsearch adds hidden dot-names for a wildcard starting
 //! with a dot; `es::indices::index` lets only dot patterns reach those). A name the answer marks hidden

@@ -37,6 +37,7 @@ async fn tenant(gw: &Esgate, name: &str) -> String {
 async fn the_recording_backend_sees_the_rewritten_count() {
     let es = Recording::start();
     es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.field_types(&["logs-a", "logs-b", "secret"], &[("@timestamp", "date")]);
     es.script_json("POST", "/", 200, json!({"count": 3}));
     let gw = Esgate::start(&[es.url()], "").await;
     let a = tenant(&gw, "a").await;
@@ -86,6 +87,7 @@ fn answer(id: Option<&str>, running: bool, status: u16) -> Answer {
 async fn setup() -> (Recording, Esgate, String, String) {
     let es = Recording::start();
     es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.field_types(&["logs-a", "logs-b", "secret"], &[("@timestamp", "date")]);
     // The banner esgate reads the dialect from before it forwards a point-in-time route.
     es.script_fn("GET", "/", |r| {
         let (status, body) = if r.path == "/" {
@@ -337,6 +339,7 @@ async fn foreign_forged_raw_and_other_kind_ids_never_reach_the_backend() {
 async fn the_kibana_sequence_submit_poll_poll_delete() {
     let es = Recording::start();
     es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.field_types(&["logs-a", "logs-b", "secret"], &[("@timestamp", "date")]);
     // The banner esgate reads the dialect from before it forwards a point-in-time route.
     es.script_fn("GET", "/", |r| {
         let (status, body) = if r.path == "/" {
@@ -392,12 +395,16 @@ async fn the_kibana_sequence_submit_poll_poll_delete() {
     .await;
     assert_eq!(s, 200);
 
-    // esgate's own lookups aside: index resolution, and `GET /` (the backend's banner, asked
-    // before a body naming a histogram while it is not known: this fake's is not one).
+    // esgate's own lookups aside: index resolution, `GET /` (the backend's banner, asked
+    // before a body naming a histogram while it is not known: this fake's is not one) and the
+    // histogram's field types (`_field_caps`).
     let seen: Vec<(String, String)> = es
         .requests()
         .into_iter()
-        .filter(|r| !(r.path.starts_with("/_resolve/") || (r.method == "GET" && r.path == "/")))
+        .filter(|r| {
+            !(r.path.starts_with("/_resolve/")
+                || (r.method == "GET" && (r.path == "/" || r.path.ends_with("/_field_caps"))))
+        })
         .map(|r| (r.method, r.path))
         .collect();
     let at = format!("/_async_search/{BACKEND_ID_IN_PATH}");
@@ -419,6 +426,7 @@ async fn the_kibana_sequence_submit_poll_poll_delete() {
 async fn a_search_finished_within_the_wait_answers_without_an_id() {
     let es = Recording::start();
     es.resolve_indices(&["logs-a"]);
+    es.field_types(&["logs-a"], &[("@timestamp", "date")]);
     es.script("POST", "/", answer(None, false, 200));
     let gw = Esgate::start(&[es.url()], "").await;
     let a = tenant(&gw, "a").await;
@@ -439,6 +447,7 @@ async fn a_search_finished_within_the_wait_answers_without_an_id() {
 async fn a_failed_search_answers_its_error_status_with_the_id_sealed() {
     let es = Recording::start();
     es.resolve_indices(&["logs-a"]);
+    es.field_types(&["logs-a"], &[("@timestamp", "date")]);
     es.script_json(
         "POST",
         "/",
@@ -551,6 +560,7 @@ async fn unsafe_submits_are_refused_before_the_backend() {
 async fn an_id_minted_before_the_tokens_filters_changed_no_longer_opens() {
     let es = Recording::start();
     es.resolve_indices(&["logs-a", "logs-b"]);
+    es.field_types(&["logs-a", "logs-b"], &[("@timestamp", "date")]);
     es.script("POST", "/", answer(Some(BACKEND_ID), true, 200));
     es.script(
         "GET",
@@ -621,6 +631,7 @@ async fn an_id_minted_before_the_tokens_filters_changed_no_longer_opens() {
 async fn ids_beside_a_document_the_tree_refuses_are_sealed() {
     let es = Recording::start();
     es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.field_types(&["logs-a", "logs-b", "secret"], &[("@timestamp", "date")]);
     let body = format!(
         r#"{{"id":"{BACKEND_ID}","is_partial":true,"is_running":true,"start_time_in_millis":1,"expiration_time_in_millis":2,"response":{{"took":1,"timed_out":false,"_shards":{{"total":1,"successful":1,"skipped":0,"failed":0}},"hits":{{"total":{{"value":1,"relation":"eq"}},"max_score":1.0,"hits":[{{"_index":"logs-a","_id":"1","_score":1.0,"_source":{{"tenant":"a","s":"\ud800"}}}}]}}}}}}"#
     );
@@ -656,6 +667,7 @@ async fn ids_beside_a_document_the_tree_refuses_are_sealed() {
 async fn repeated_id_keys_are_all_sealed() {
     let es = Recording::start();
     es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.field_types(&["logs-a", "logs-b", "secret"], &[("@timestamp", "date")]);
     let second = "FmRldE8zSecondIdOfTheSameAnswer=";
     let body = format!(
         r#"{{"id":"{BACKEND_ID}","id":"{second}","is_partial":true,"is_running":true,"start_time_in_millis":1,"expiration_time_in_millis":2,"response":{{"pit_id":"FmRldE8zPit1","pit_id":"FmRldE8zPit2","took":1,"timed_out":false,"_shards":{{"total":1,"successful":1,"skipped":0,"failed":0}},"hits":{{"total":{{"value":0,"relation":"eq"}},"max_score":null,"hits":[]}}}}}}"#
@@ -686,6 +698,7 @@ async fn repeated_id_keys_are_all_sealed() {
 async fn shard_failures_in_an_async_answer_keep_only_their_type_for_a_read_token() {
     let es = Recording::start();
     es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.field_types(&["logs-a", "logs-b", "secret"], &[("@timestamp", "date")]);
     let breaker = json!({"type": "circuit_breaking_exception",
         "reason": "[parent] Data too large, real usage: [987654321/941mb]",
         "bytes_wanted": 987_654_321_u64, "durability": "TRANSIENT"});
@@ -744,6 +757,7 @@ async fn shard_failures_in_an_async_answer_keep_only_their_type_for_a_read_token
 async fn no_route_relays_a_raw_async_id_header() {
     let es = Recording::start();
     es.resolve_indices(&["logs-a", "logs-b", "secret"]);
+    es.field_types(&["logs-a", "logs-b", "secret"], &[("@timestamp", "date")]);
     let with_id = |body: Value| {
         Answer::json(200, body)
             .with_header("x-elasticsearch-async-id", BACKEND_ID)

@@ -303,6 +303,8 @@ async fn an_unrecognised_banner_is_asked_once_a_window_and_histograms_fail_close
         }
     });
     es.script_json("POST", "/logs-a/_search", 200, search);
+    // The histogram's field, looked up (range28): a number.
+    es.field_types(&["logs-a"], &[("n", "integer")]);
     let gw = Esgate::start(&[es.url()], "").await;
     let a = gw.tenant_token("a").await;
     let mut bounded = unbounded();

@@ -29,6 +29,7 @@ mod first_run;
 mod forwarding;
 mod gateway;
 mod grafana;
+mod histogram_field_types;
 mod histogram_fill;
 mod identity;
 mod indices;

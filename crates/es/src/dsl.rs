@@ -5,7 +5,9 @@
 //! top-level keys, filter injection) on top of all three; `values`, `fields`, `expansion`:
 //! checks by value, by field name, and on term expansion and scores, used by all of them;
 //! `fill`: the hard bounds a histogram's empty buckets need on a backend that makes them
-//! before it counts them, applied with the cost guards.
+//! before it counts them, applied with the cost guards; `histogram_fields`: the histograms
+//! whose field's type must be looked up (a range field's steps), and the decision from the
+//! types.
 //!
 //! Every read-only check reads `json::J`, one view of a serde_json `Value`, a built
 //! `request::tree::Node` or a parsed body's tape, so one copy of each rule decides for all
@@ -26,6 +28,7 @@ pub mod cost;
 pub(crate) mod expansion;
 pub(crate) mod fields;
 pub(crate) mod fill;
+pub mod histogram_fields;
 pub(crate) mod json;
 pub(crate) mod query;
 pub mod retriever;

@@ -7,10 +7,13 @@
 //! is rebuilt from checked values only, the forwarded body is always built by esgate (the
 //! client's bytes only as spans of texts the writer would copy whole, validated by the same
 //! strict parse: `ForwardBody::spans`), and a `Permit` is issued only when every expression in
-//! `to_resolve` is present in the resolution and every concrete index behind it is allowed.
+//! `to_resolve` is present in the resolution, every concrete index behind it is allowed, and
+//! every histogram field its searches need typed has, in each allowed one, a type that never
+//! steps through a range (`dsl::histogram_fields`).
 
 use crate::answers::shaping::Shaping;
 use crate::dsl::fields;
+use crate::dsl::histogram_fields::{self, HistogramFields};
 use crate::indices::index;
 use crate::indices::resolution::{self, Narrowed, ResolvedName};
 use crate::querylang::uri_search;
@@ -134,12 +137,13 @@ pub(crate) fn authorize(
         pit,
         async_search,
         sql_cursor,
+        typed_fields,
     } = upstream;
     // Before anything else: the other dialect's form must never reach the backend.
     if let Some(route) = dialect_route {
         route.check(resolution.dialect)?;
     }
-    let (indices, narrowed) = reach(&to_resolve, &shape, resolution, scope)?;
+    let (indices, narrowed) = reach(&to_resolve, &typed_fields, &shape, resolution, scope)?;
     place(shape, &indices, &narrowed, &mut path, &mut body, meter)?;
     let answer = Answer::decide(seal, sort_seal, transform, shaping, expected, &mut query)?;
     let mut permit = Permit::new(action, method, path, query, body, indices, answer);
@@ -155,18 +159,34 @@ type Narrowings = Vec<(String, Vec<String>)>;
 
 /// The concrete indices every expression reaches, all allowed for the token (sorted, each
 /// once: a list, not a tree set, issue 10), and the expressions that must be narrowed to the
-/// allowed names (a wildcard that also matches others, or nothing the token may read).
+/// allowed names (a wildcard that also matches others, or nothing the token may read). The
+/// histogram fields of an expression's searches (`typed`, by place in `to_resolve`) are decided
+/// on the allowed concrete indices it reaches (`histogram_fields::decide`).
 fn reach(
     to_resolve: &[String],
+    typed: &[(usize, HistogramFields)],
     shape: &Shape,
     resolution: &Resolution,
     scope: &Scope,
 ) -> Result<(Vec<String>, Narrowings), Rejection> {
+    if typed.iter().any(|(place, _)| *place >= to_resolve.len()) {
+        return Err(Rejection::forbidden(
+            "a histogram's field types cannot be looked up without an index expression",
+        ));
+    }
     let mut indices: Vec<String> = Vec::new();
     let mut narrowed: Narrowings = Vec::new();
-    for expr in to_resolve {
+    for (place, expr) in to_resolve.iter().enumerate() {
         let Some(names) = resolution.names.get(expr) else {
             return Err(Rejection::forbidden("index expression was not resolved"));
+        };
+        let decide = |found: &[String]| match typed.iter().find(|(p, _)| *p == place) {
+            Some((_, fields)) => histogram_fields::decide(
+                fields,
+                found,
+                resolution.field_types.get(expr).map(Vec::as_slice),
+            ),
+            None => Ok(()),
         };
         if matches!(shape, Shape::QueryText(_)) {
             unlisted_names_refused(expr, names)?;
@@ -178,11 +198,15 @@ fn reach(
                 error::printable(expr)
             ),
         })? {
-            Narrowed::AsIs { indices: found } => take_or_extend(&mut indices, found),
+            Narrowed::AsIs { indices: found } => {
+                decide(&found)?;
+                take_or_extend(&mut indices, found)
+            }
             Narrowed::Only {
                 names,
                 indices: found,
             } => {
+                decide(&found)?;
                 take_or_extend(&mut indices, found);
                 narrowed.push((expr.clone(), names));
             }

@@ -8,10 +8,13 @@
 //!    [`Plan::needs_body`] says whether the proxy must read the body.
 //! 2. [`prepare`] decodes the body strictly (content type, encoding, JSON dialect), validates
 //!    and rewrites it with the token's filters injected, and names the index expressions the
-//!    proxy must resolve ([`Prepared::to_resolve`]).
+//!    proxy must resolve ([`Prepared::to_resolve`]), and the fields whose mapped types it must
+//!    look up behind them ([`Prepared::field_types_needed`]: histograms their own `hard_bounds`
+//!    do not bound, `dsl::histogram_fields`).
 //! 3. [`authorize`] checks every concrete index behind those expressions against the token's
-//!    patterns and returns a [`Permit`]: the exact request to send upstream (canonical path,
-//!    allow-listed parameters, re-serialised body). Only this function creates a `Permit`.
+//!    patterns (and those fields' types in the allowed ones) and returns a [`Permit`]: the exact
+//!    request to send upstream (canonical path, allow-listed parameters, re-serialised body).
+//!    Only this function creates a `Permit`.
 //!
 //! Everything esgate cannot prove safe is a [`Rejection`] (403 unless the input is malformed).
 //!
@@ -266,6 +269,11 @@ pub struct Resolution {
     pub names: BTreeMap<String, std::sync::Arc<[resolution::ResolvedName]>>,
     /// The backend's dialect, filled when [`Prepared::needs_dialect`] (`None`: unknown).
     pub dialect: Option<dialect::Dialect>,
+    /// Expression (as in [`Prepared::to_resolve`]) → the types of the fields
+    /// [`Prepared::field_types_needed`] names for it, in the indices behind it, as the backend's
+    /// `_field_caps` described them (the proxy's `upstream::field_types`, cached; shared with
+    /// its cache). A field or an index not described is unknown: its histogram is refused.
+    pub field_types: BTreeMap<String, Vec<std::sync::Arc<dsl::histogram_fields::FieldTypes>>>,
 }
 
 /// The HTTP method of a permitted upstream request.
@@ -634,6 +642,20 @@ impl Prepared {
     /// Whether [`authorize`] needs the backend's dialect in [`Resolution::dialect`].
     pub fn needs_dialect(&self) -> bool {
         self.dialect_route.is_some()
+    }
+
+    /// The fields whose mapped types [`authorize`] needs in [`Resolution::field_types`], by index
+    /// expression (one of [`Prepared::to_resolve`]): those of the searches' histograms that their
+    /// own `hard_bounds` do not bound (`dsl::histogram_fields`). Empty for most requests; the
+    /// proxy asks the backend only about these.
+    pub fn field_types_needed(
+        &self,
+    ) -> impl Iterator<Item = (&str, &dsl::histogram_fields::HistogramFields)> {
+        let to_resolve = &self.upstream.to_resolve;
+        self.upstream
+            .typed_fields
+            .iter()
+            .filter_map(|(place, fields)| Some((to_resolve.get(*place)?.as_str(), fields)))
     }
 
     /// The searches of an `_msearch` (`None` for every other request): what the proxy

@@ -53,6 +53,7 @@ pub mod validate_query;
 
 use serde_json::Value;
 
+use crate::dsl::histogram_fields::HistogramFields;
 use crate::ids::continuation::{self, Binding, IdKind, Named, Release, Seal};
 use crate::ids::ordinals::{self, AnswerError, SortSeal};
 use crate::indices::index::Expression;
@@ -259,6 +260,9 @@ pub(crate) struct Upstream {
     pub async_search: Option<crate::Holding>,
     /// What the request does to the token's open SQL cursors.
     pub sql_cursor: Option<crate::Holding>,
+    /// The histogram fields whose types `authorize` needs, by the place of their searches'
+    /// expression in `to_resolve` (each place once; `histogram_fields`).
+    pub typed_fields: Vec<(usize, HistogramFields)>,
 }
 
 impl Upstream {
@@ -278,6 +282,7 @@ impl Upstream {
             pit: None,
             async_search: None,
             sql_cursor: None,
+            typed_fields: Vec::new(),
         }
     }
 
@@ -331,6 +336,15 @@ impl Upstream {
     /// With `v` forwarded as a JSON body.
     pub fn json(self, v: &Value) -> Result<Upstream, Rejection> {
         Ok(self.body(json_forward(v)?))
+    }
+
+    /// With `fields` (of the searches on the expression at `place` in `to_resolve`, each place
+    /// given once) for `authorize` to decide on.
+    pub fn typed(mut self, place: usize, fields: HistogramFields) -> Upstream {
+        if !fields.is_empty() {
+            self.typed_fields.push((place, fields));
+        }
+        self
     }
 }
 

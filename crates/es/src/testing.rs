@@ -52,6 +52,35 @@ pub(crate) fn cluster(expr: &str) -> Vec<ResolvedName> {
     }
 }
 
+/// `r` with `ty` as the type of every field `prepared` needs typed (`histogram_fields`) in
+/// every concrete index `r` resolved its expression to: what the proxy's `_field_caps` lookup
+/// gives for a cluster where those fields are of that type.
+pub(crate) fn with_field_types(prepared: &crate::Prepared, r: &mut crate::Resolution, ty: &str) {
+    for (expr, fields) in prepared.field_types_needed() {
+        let indices: Vec<String> = r
+            .names
+            .get(expr)
+            .map(|names| {
+                names
+                    .iter()
+                    .flat_map(|n| n.indices.iter().cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let types = fields
+            .names()
+            .map(|f| {
+                let pairs = indices
+                    .iter()
+                    .map(|i| (i.clone(), Some(ty.to_string())))
+                    .collect();
+                std::sync::Arc::new(crate::dsl::histogram_fields::FieldTypes::new(f, pairs))
+            })
+            .collect();
+        r.field_types.insert(expr.to_string(), types);
+    }
+}
+
 /// Owned `(key, value)` pairs.
 pub(crate) fn pairs(v: &[(&str, &str)]) -> Vec<crate::Param> {
     v.iter()

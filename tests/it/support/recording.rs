@@ -141,7 +141,8 @@ impl Recording {
         &self.url
     }
 
-    /// Answers `method` (`"*"` for any) on paths starting with `prefix` with a fixed answer.
+    /// Answers `method` (`"*"` for any) on paths starting with `prefix` (or, for a `prefix`
+    /// starting with `*`, ending with the rest) with a fixed answer.
     pub fn script(&self, method: &str, prefix: &str, answer: Answer) {
         self.script_fn(method, prefix, move |_| answer.clone());
     }
@@ -187,6 +188,18 @@ impl Recording {
                 json!({"indices": indices, "aliases": [], "data_streams": []}),
             )
         });
+    }
+
+    /// Scripts `GET /{expr}/_field_caps` for any expression (what esgate asks about a
+    /// histogram's field before it forwards one its own `hard_bounds` do not bound,
+    /// `upstream::field_types`): each field of `types` of its type in every index of `indices`.
+    pub fn field_types(&self, indices: &[&str], types: &[(&str, &str)]) {
+        let fields: serde_json::Map<String, Value> = types
+            .iter()
+            .map(|(field, ty)| (field.to_string(), json!({ *ty: {"type": ty} })))
+            .collect();
+        let answer = json!({"indices": indices, "fields": fields});
+        self.script_json("GET", "*/_field_caps", 200, answer);
     }
 
     /// Answers `GET /` with an Elasticsearch banner of `version` (what esgate reads the
@@ -273,12 +286,17 @@ async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
     }
 }
 
-/// The longest matching prefix; the latest script among equally long ones.
+/// The longest matching prefix; the latest script among equally long ones. A prefix starting
+/// with `*` matches the paths that end with the rest (`*/_field_caps`).
 fn pick(scripts: &[Script], r: &Recorded) -> Option<Responder> {
+    let matches = |prefix: &str| match prefix.strip_prefix('*') {
+        Some(suffix) => r.path.ends_with(suffix),
+        None => r.path.starts_with(prefix),
+    };
     scripts
         .iter()
         .enumerate()
-        .filter(|(_, s)| (s.method == "*" || s.method == r.method) && r.path.starts_with(&s.prefix))
+        .filter(|(_, s)| (s.method == "*" || s.method == r.method) && matches(&s.prefix))
         .max_by_key(|(i, s)| (s.prefix.len(), *i))
         .map(|(_, s)| Arc::clone(&s.respond))
 }

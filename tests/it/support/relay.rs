@@ -5,9 +5,11 @@
 //! refusal (nothing but esgate's own lookups reached the backend) from the backend's refusal of
 //! a request esgate forwarded (issue #15 item 10).
 //!
-//! esgate's own lookups are `GET /` (the dialect and readiness) and
+//! esgate's own lookups are `GET /` (the dialect and readiness),
 //! `GET /_resolve/index/{expr}?expand_wildcards=open&ignore_unavailable=true` (index resolution
-//! before a forward); everything else it sends is a forwarded request.
+//! before a forward) and `GET /{expr}/_field_caps?fields=...&include_unmapped=true&...` (a
+//! histogram's field types, `upstream::field_types`); everything else it sends is a forwarded
+//! request.
 //!
 //! Invariant: the relay never decides anything (it only passes on and records); it stops with
 //! its `Recording` when dropped.
@@ -34,8 +36,9 @@ pub struct Passed {
 
 impl Passed {
     /// Whether this is one of esgate's own lookups rather than a forwarded client request:
-    /// exactly the forms `upstream::dialect`/`upstream::ready` and `upstream::resolve` send
-    /// (a client's `GET /` or `_resolve/index` with other parameters counts as forwarded).
+    /// exactly the forms `upstream::dialect`/`upstream::ready`, `upstream::resolve` and
+    /// `upstream::field_types` send (a client's `GET /`, `_resolve/index` or `_field_caps`
+    /// with other parameters counts as forwarded).
     pub fn is_lookup(&self) -> bool {
         self.method == "GET"
             && self.body.is_empty()
@@ -43,7 +46,19 @@ impl Passed {
                 || (self.target.starts_with("/_resolve/index/")
                     && self
                         .target
-                        .ends_with("?expand_wildcards=open&ignore_unavailable=true")))
+                        .ends_with("?expand_wildcards=open&ignore_unavailable=true"))
+                || self.is_field_types_lookup())
+    }
+
+    /// Whether this is esgate's own `_field_caps` lookup of a histogram's field types.
+    pub fn is_field_types_lookup(&self) -> bool {
+        self.method == "GET"
+            && self.body.is_empty()
+            && self.target.contains("/_field_caps?fields=")
+            && self.target.ends_with(
+                "&include_unmapped=true&ignore_unavailable=true&allow_no_indices=true\
+                 &expand_wildcards=open",
+            )
     }
 }
 

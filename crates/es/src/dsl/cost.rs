@@ -25,6 +25,10 @@
 //!   `date_histogram` with `min_doc_count: 0` gets the `hard_bounds` its query's range allows,
 //!   or is refused (`fill`), before the limits above are checked (so `max_buckets` counts the
 //!   bounded fill).
+//! - For every token on every backend, each `histogram` and `date_histogram` not bounded by
+//!   its own `hard_bounds` (within 65,535 and `max_buckets` intervals) has its `field`
+//!   returned ([`HistogramFields`]): `authorize` lets it through only where the field's type
+//!   never steps through a range (`histogram_fields`; range28).
 //!
 //! Invariant: pure; a refusal is a 400 (`RejectKind::OverLimit`, audited as `over_limit`)
 //! naming the limit and the number asked for.
@@ -34,6 +38,7 @@ use serde_json::{Map, Value};
 use super::json::{Obj, J};
 
 use crate::dsl::fill;
+use crate::dsl::histogram_fields::HistogramFields;
 use crate::dsl::values::{histogram_buckets, uint_of};
 use crate::request::body::MAX_DEPTH;
 use crate::request::dialect::EmptyBuckets;
@@ -67,19 +72,33 @@ impl CostGuard {
     }
 
     /// Checks and rewrites one search: `body` as `rewrite::search` returned it, `params` its
-    /// URI parameters (empty for an msearch line).
-    pub fn search(&self, body: &mut Value, params: &mut Vec<Param>) -> Result<(), Rejection> {
-        let fills = self.empty_buckets == EmptyBuckets::MadeFirst;
-        if self.is_unlimited() && !fills {
-            return Ok(());
-        }
+    /// URI parameters (empty for an msearch line). The fields of its histograms whose types
+    /// `authorize` must know (`histogram_fields`): every token's, on every backend.
+    pub fn search(
+        &self,
+        body: &mut Value,
+        params: &mut Vec<Param>,
+    ) -> Result<HistogramFields, Rejection> {
+        let mut fields = HistogramFields::default();
+        self.search_into(body, params, &mut fields)?;
+        Ok(fields)
+    }
+
+    /// [`CostGuard::search`], the fields added to `fields` (an `_msearch`'s searches of one
+    /// index expression add to one).
+    pub(crate) fn search_into(
+        &self,
+        body: &mut Value,
+        params: &mut Vec<Param>,
+        fields: &mut HistogramFields,
+    ) -> Result<(), Rejection> {
         let Value::Object(m) = body else {
             if self.is_unlimited() {
                 return Ok(());
             }
             return Err(Rejection::bad_request("a search body must be an object"));
         };
-        let edits = fill::plan(Obj::V(m), self.empty_buckets)?;
+        let edits = fill::plan(Obj::V(m), self.empty_buckets, self.max_buckets, fields)?;
         if !edits.is_empty() {
             fill::apply_value(m, edits);
         }
@@ -90,16 +109,23 @@ impl CostGuard {
     }
 
     /// The first half of [`CostGuard::search`] on a tree body's top-level entries: the hard
-    /// bounds its histograms need added, or the refusal of one that cannot have them (`fill`).
-    /// [`CostGuard::search_checked`] reads the body after it.
-    /// The new parsed values it makes are put in `arena` (the body's) and claimed from its
-    /// meter (a refused claim is the error).
+    /// bounds its histograms need added, or the refusal of one that cannot have them (`fill`),
+    /// and the fields of its histograms whose types `authorize` must know added to `fields`
+    /// (`histogram_fields`, from the same walk). [`CostGuard::search_checked`] reads the body
+    /// after it. The new parsed values it makes are put in `arena` (the body's) and claimed
+    /// from its meter (a refused claim is the error).
     pub(crate) fn fill_tree<'a>(
         &self,
         entries: &mut Container<'a, (std::borrow::Cow<'a, str>, crate::request::tree::Node<'a>)>,
         arena: &'a Arena<'_>,
+        fields: &mut HistogramFields,
     ) -> Result<(), Rejection> {
-        let edits = fill::plan(Obj::N(entries), self.empty_buckets)?;
+        let edits = fill::plan(
+            Obj::N(entries),
+            self.empty_buckets,
+            self.max_buckets,
+            fields,
+        )?;
         if !edits.is_empty() {
             fill::apply_tree(entries, edits, arena)?;
         }
@@ -107,8 +133,9 @@ impl CostGuard {
     }
 
     /// The read-only half of [`CostGuard::search`] (after [`CostGuard::fill_tree`] on a
-    /// tree), for either body representation: the limits checked, the `timeout` parameter taken out of `params`, and the `timeout` the
-    /// body must carry returned (when the token limits it).
+    /// tree), for either body representation: the limits checked, the `timeout` parameter taken
+    /// out of `params`, and the `timeout` the body must carry returned (when the token limits
+    /// it).
     pub(crate) fn search_checked(
         &self,
         m: Obj<'_>,

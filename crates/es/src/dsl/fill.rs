@@ -43,6 +43,11 @@
 //! too: the backend steps from key to key in doubles, and where `key + interval` rounds back to
 //! `key` its fill never ends (`interval: 1e-300` at 1.0).
 //!
+//! The same walk names, on every backend, the fields of the histograms neither these bounds nor
+//! their own bound, whose types `authorize` must know (`histogram_fields`, range28): one walk
+//! over the aggregations for both (on a backend that counts empty buckets, a light pass over
+//! each histogram's parameters: its `field`, and whether it has `hard_bounds`).
+//!
 //! Invariant: pure; [`EmptyBuckets::Counted`] changes nothing; the edits are computed once
 //! over [`J`] and applied alike to either representation (the tree and serde paths forward the
 //! same bytes), and what the checks after the fill read is what is forwarded (on the tree path
@@ -54,6 +59,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Number, Value};
 use smallvec::SmallVec;
 
+use super::histogram_fields::{self, HistogramFields};
 use super::json::{Obj, J};
 use super::values::{self, number_of, uint_of, HOUR_MS, MAX_BUCKETS};
 use crate::request::body::MAX_DEPTH;
@@ -92,20 +98,40 @@ impl Bound {
 }
 
 /// The `hard_bounds` the body's histograms need for a backend that makes empty buckets `how`,
-/// or the refusal of one that cannot have them.
-pub(crate) fn plan(body: Obj<'_>, how: EmptyBuckets) -> Result<Vec<Edit>, Rejection> {
+/// or the refusal of one that cannot have them; and, from the same walk over every histogram
+/// (on every backend), the fields of those neither their own `hard_bounds` nor these bound
+/// within 65,535 and `max_buckets` intervals, added to `fields` (`histogram_fields`: their
+/// types are looked up).
+pub(crate) fn plan(
+    body: Obj<'_>,
+    how: EmptyBuckets,
+    max_buckets: Option<u64>,
+    fields: &mut HistogramFields,
+) -> Result<Vec<Edit>, Rejection> {
     let mut edits = Vec::new();
-    if how == EmptyBuckets::Counted {
-        return Ok(edits);
-    }
-    for (i, (key, value)) in body.iter().enumerate() {
+    // `try_each`, not `iter`: the entries read inline (issue 10), every search's top level.
+    let mut i = 0;
+    body.try_each(|key, value| {
         if let ("aggs" | "aggregations", J::Object(aggs)) = (key, value) {
-            let mut query = Query { body, found: None };
-            walk(aggs, &mut vec![i], &mut query, &mut edits, 0)?;
+            let mut walk = Walk {
+                query: Query { body, found: None },
+                how,
+                max_buckets,
+                edits: &mut edits,
+                fields: &mut *fields,
+            };
+            let mut path = Path::new();
+            path.push(i);
+            walk.aggs(aggs, &mut path, 0)?;
         }
-    }
+        i += 1;
+        Ok(())
+    })?;
     Ok(edits)
 }
+
+/// The positions leading to an aggregation (in place: a walk allocates nothing for them).
+type Path = SmallVec<[usize; 8]>;
 
 /// The body's [`documents_query`], looked up when a histogram first needs it (most bodies'
 /// histograms fill nothing: `min_doc_count` 1, Kibana's).
@@ -132,60 +158,116 @@ fn documents_query(body: Obj<'_>) -> Option<J<'_>> {
     body.get("query")
 }
 
-fn walk<'a>(
-    aggs: Obj<'a>,
-    path: &mut Vec<usize>,
-    query: &mut Query<'a>,
-    edits: &mut Vec<Edit>,
-    depth: usize,
-) -> Result<(), Rejection> {
-    if depth > MAX_DEPTH {
-        return Err(Rejection::bad_request("aggregations are nested too deeply"));
-    }
-    for (j, (_, def)) in aggs.iter().enumerate() {
-        let J::Object(def) = def else { continue };
-        for (k, (key, value)) in def.iter().enumerate() {
-            let J::Object(m) = value else { continue };
-            match key {
-                "aggs" | "aggregations" => {
-                    path.extend([j, k]);
-                    walk(m, path, query, edits, depth + 1)?;
-                    path.truncate(path.len() - 2);
-                }
-                "histogram" | "date_histogram" => {
-                    if let Some((min, max)) = hard_bounds(key, m, query)? {
-                        let mut at = path.clone();
-                        at.extend([j, k]);
-                        edits.push(Edit { path: at, min, max });
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(())
+/// One walk over a body's aggregations: the edits and the fields [`plan`] returns.
+struct Walk<'a, 'o> {
+    query: Query<'a>,
+    how: EmptyBuckets,
+    max_buckets: Option<u64>,
+    edits: &'o mut Vec<Edit>,
+    fields: &'o mut HistogramFields,
 }
 
-/// The parameters [`hard_bounds`] reads, gathered in one pass (issue 10: a scan of the
-/// object for each was a tenth of a Grafana search's rewrite).
+impl<'a> Walk<'a, '_> {
+    fn aggs(&mut self, aggs: Obj<'a>, path: &mut Path, depth: usize) -> Result<(), Rejection> {
+        if depth > MAX_DEPTH {
+            return Err(Rejection::bad_request("aggregations are nested too deeply"));
+        }
+        let mut j = 0;
+        aggs.try_each(|_, def| {
+            if let J::Object(def) = def {
+                let mut k = 0;
+                def.try_each(|key, value| {
+                    if let J::Object(m) = value {
+                        self.agg(key, m, path, [j, k], depth)?;
+                    }
+                    k += 1;
+                    Ok(())
+                })?;
+            }
+            j += 1;
+            Ok(())
+        })
+    }
+
+    /// The entry `key: m` of an aggregation's definition, at `at` in the aggregations at `path`.
+    fn agg(
+        &mut self,
+        key: &str,
+        m: Obj<'a>,
+        path: &mut Path,
+        at: [usize; 2],
+        depth: usize,
+    ) -> Result<(), Rejection> {
+        let ty = match key {
+            "aggs" | "aggregations" => {
+                path.extend(at);
+                self.aggs(m, path, depth + 1)?;
+                path.truncate(path.len() - 2);
+                return Ok(());
+            }
+            "histogram" => "histogram",
+            "date_histogram" => "date_histogram",
+            _ => return Ok(()),
+        };
+        if self.how == EmptyBuckets::Counted {
+            // Nothing to fill: the field and whether there are hard bounds are all that
+            // matters, in one light pass (the common path on Elasticsearch: Kibana's and
+            // Grafana's date histograms have none); all the parameters only beside bounds.
+            let (mut field, mut hard) = (None, false);
+            let _ = m.try_each::<()>(|k, v| {
+                match k {
+                    "field" if field.is_none() => field = Some(v),
+                    "hard_bounds" => hard = true,
+                    _ => {}
+                }
+                Ok(())
+            });
+            if !hard {
+                return histogram_fields::add_unbounded(ty, field, self.fields);
+            }
+            return histogram_fields::add(ty, &HistParams::of(m), self.max_buckets, self.fields);
+        }
+        let p = HistParams::of(m);
+        let filled = hard_bounds(ty, &p, &mut self.query)?;
+        match filled {
+            // Bounded by the hard bounds added (counted within 65,535 here, and within
+            // `max_buckets` by `cost`, which counts them after).
+            Some((min, max)) => {
+                let mut edit_at = path.to_vec();
+                edit_at.extend(at);
+                self.edits.push(Edit {
+                    path: edit_at,
+                    min,
+                    max,
+                });
+                Ok(())
+            }
+            None => histogram_fields::add(ty, &p, self.max_buckets, self.fields),
+        }
+    }
+}
+
+/// The parameters [`hard_bounds`] (and `histogram_fields`) read, gathered in one pass (issue
+/// 10: a scan of the object for each was a tenth of a Grafana search's rewrite).
 #[derive(Default)]
-struct HistParams<'a> {
-    min_doc_count: Option<J<'a>>,
-    hard_bounds: Option<J<'a>>,
-    extended_bounds: Option<J<'a>>,
-    field: Option<J<'a>>,
-    time_zone: Option<J<'a>>,
-    offset: Option<J<'a>>,
-    interval: Option<J<'a>>,
+pub(crate) struct HistParams<'a> {
+    pub(crate) min_doc_count: Option<J<'a>>,
+    pub(crate) hard_bounds: Option<J<'a>>,
+    pub(crate) extended_bounds: Option<J<'a>>,
+    pub(crate) field: Option<J<'a>>,
+    pub(crate) time_zone: Option<J<'a>>,
+    pub(crate) offset: Option<J<'a>>,
+    pub(crate) interval: Option<J<'a>>,
+    pub(crate) format: Option<J<'a>>,
     /// How many of `calendar_interval`, `fixed_interval`, `interval`, and the last.
-    intervals: usize,
-    last_interval: Option<(&'a str, J<'a>)>,
+    pub(crate) intervals: usize,
+    pub(crate) last_interval: Option<(&'a str, J<'a>)>,
 }
 
 impl<'a> HistParams<'a> {
-    fn of(m: Obj<'a>) -> HistParams<'a> {
+    pub(crate) fn of(m: Obj<'a>) -> HistParams<'a> {
         let mut p = HistParams::default();
-        for (k, v) in m {
+        let _ = m.try_each::<()>(|k, v| {
             let slot = match k {
                 "min_doc_count" => &mut p.min_doc_count,
                 "hard_bounds" => &mut p.hard_bounds,
@@ -193,33 +275,34 @@ impl<'a> HistParams<'a> {
                 "field" => &mut p.field,
                 "time_zone" => &mut p.time_zone,
                 "offset" => &mut p.offset,
+                "format" => &mut p.format,
                 "calendar_interval" | "fixed_interval" | "interval" => {
                     p.intervals += 1;
                     p.last_interval = Some((k, v));
                     if k != "interval" {
-                        continue;
+                        return Ok(());
                     }
                     &mut p.interval
                 }
-                _ => continue,
+                _ => return Ok(()),
             };
             // The first of a key, as `Obj::get` reads it (a body has no duplicate keys).
             if slot.is_none() {
                 *slot = Some(v);
             }
-        }
+            Ok(())
+        });
         p
     }
 }
 
-/// The hard bounds histogram `ty` with parameters `m` needs (`None`: it fills nothing, or
+/// The hard bounds histogram `ty` with parameters `p` needs (`None`: it fills nothing, or
 /// its own numeric hard bounds bound the fill).
 fn hard_bounds<'a>(
     ty: &str,
-    m: Obj<'a>,
+    p: &HistParams<'a>,
     query: &mut Query<'a>,
 ) -> Result<Option<(Bound, Bound)>, Rejection> {
-    let p = HistParams::of(m);
     if p.min_doc_count.and_then(uint_of).is_some_and(|n| n >= 1) {
         return Ok(None);
     }
@@ -311,14 +394,21 @@ fn millis(ms: f64) -> i64 {
 
 /// A numeric histogram's bounds and offset within [`MAX_KEY_STEPS`] intervals of 0.
 fn key_steps(min: f64, max: f64, interval: f64, offset: f64) -> Result<(), Rejection> {
-    let far = min.abs().max(max.abs()).max(offset.abs());
-    if far / interval > MAX_KEY_STEPS {
+    if !key_steps_hold(min, max, interval, offset) {
         return Err(Rejection::bad_request(
             "[histogram] [interval] is too small for the size of its bounds: the backend's \
              empty buckets would never reach the next key",
         ));
     }
     Ok(())
+}
+
+/// Whether a numeric histogram's bounds and offset lie within [`MAX_KEY_STEPS`] intervals of 0
+/// (the backend's keys, counted in intervals, then stay far below 2^53, where a double's next
+/// integer is itself).
+pub(crate) fn key_steps_hold(min: f64, max: f64, interval: f64, offset: f64) -> bool {
+    let far = min.abs().max(max.abs()).max(offset.abs());
+    far / interval <= MAX_KEY_STEPS
 }
 
 fn unbounded(ty: &str) -> Rejection {
@@ -430,7 +520,7 @@ fn utc(zone: &str) -> bool {
 }
 
 /// Epoch milliseconds: an integer, or a string of digits (with a leading `-`).
-fn epoch_millis(v: J<'_>) -> Option<f64> {
+pub(crate) fn epoch_millis(v: J<'_>) -> Option<f64> {
     match v {
         // An integer literal is read without serde_json's parser (`Num::as_u64`).
         J::Number(n) => n
@@ -451,7 +541,7 @@ fn epoch_millis(v: J<'_>) -> Option<f64> {
 
 /// `YYYY-MM-DDTHH:MM:SS.sssZ` (what JavaScript's `toISOString` writes, Dashboards' range) as
 /// epoch milliseconds; any other string is not read.
-fn iso_utc(v: J<'_>) -> Option<f64> {
+pub(crate) fn iso_utc(v: J<'_>) -> Option<f64> {
     let s = v.as_str()?.as_bytes();
     if s.len() != 24 {
         return None;

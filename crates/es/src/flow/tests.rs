@@ -36,6 +36,7 @@ fn resolution(pairs: &[(&str, &[&str])]) -> Resolution {
             })
             .collect::<BTreeMap<_, _>>(),
         dialect: None,
+        field_types: BTreeMap::new(),
     }
 }
 
@@ -1900,6 +1901,7 @@ fn disjoint_ranges_are_refused_on_every_route_and_in_every_place() {
             for e in prepared.to_resolve() {
                 r.names.insert(e.clone(), as_indices(logs(e)).into());
             }
+            crate::testing::with_field_types(&prepared, &mut r, "date");
             es::authorize(prepared, &r, &s).map(|_| ())
         };
         if let Err(e) = run_with("relation", "intersects") {
@@ -2150,5 +2152,249 @@ fn a_knn_query_gets_the_token_clauses_in_every_place_and_route() {
             found.is_empty(),
             "{path} {body}: unfiltered kNN at {found:?}"
         );
+    }
+}
+
+/// range28: a histogram that can step through a range field reaches the backend only when its
+/// own `hard_bounds` bound it or its field's type, in every allowed index each search reaches,
+/// never steps (`dsl::histogram_fields`), on every route that takes aggregations, for every
+/// token and backend.
+mod histogram_field_types {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::dsl::cost::CostGuard;
+    use crate::dsl::histogram_fields::FieldTypes;
+    use crate::request::dialect::EmptyBuckets;
+
+    const UNBOUNDED: &str =
+        r#"{"size":0,"aggs":{"h":{"histogram":{"field":"r","interval":1e-9,"min_doc_count":1}}}}"#;
+    const BOUNDED: &str = r#"{"size":0,"aggs":{"h":{"histogram":{"field":"r","interval":1,"min_doc_count":1,"hard_bounds":{"min":0,"max":100}}}}}"#;
+
+    fn guards() -> Vec<CostGuard> {
+        let limited = CostGuard {
+            max_size: Some(100),
+            max_buckets: Some(1_000),
+            timeout_ms: Some(1_000),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        for empty_buckets in [EmptyBuckets::Counted, EmptyBuckets::MadeFirst] {
+            out.push(CostGuard {
+                empty_buckets,
+                ..Default::default()
+            });
+            out.push(CostGuard {
+                empty_buckets,
+                ..limited
+            });
+        }
+        out
+    }
+
+    /// The field types needed, by expression, as the proxy reads them.
+    fn needed(p: &Prepared) -> Vec<(String, Vec<String>)> {
+        p.field_types_needed()
+            .map(|(e, f)| (e.to_string(), f.names().map(str::to_string).collect()))
+            .collect()
+    }
+
+    fn prepared(
+        s: &Scope,
+        method: &str,
+        path: &str,
+        ct: &str,
+        body: &str,
+    ) -> Result<Prepared, Rejection> {
+        let mut h = head(method, path, None);
+        h.content_type = Some(ct);
+        let plan = es::plan(&h, s)?;
+        es::prepare(plan, Some(body.as_bytes()), &h, s)
+    }
+
+    /// Every expression resolved to `logs-a`, `logs-b` and the foreign `secret`; the field
+    /// `r` of the type `types` gives for each index (`None`: not described).
+    fn authorize_with(
+        s: &Scope,
+        p: Prepared,
+        types: impl Fn(&str) -> Option<&'static str>,
+    ) -> Result<Permit, Rejection> {
+        let mut r = Resolution::default();
+        let all = ["logs-a", "logs-b", "secret"];
+        for e in p.to_resolve() {
+            r.names.insert(
+                e.clone(),
+                as_indices(all.iter().map(|s| s.to_string()).collect()).into(),
+            );
+        }
+        for (e, fields) in p.field_types_needed() {
+            let described: Vec<_> = fields
+                .names()
+                .map(|f| {
+                    let pairs = all
+                        .iter()
+                        .filter_map(|i| Some((i.to_string(), Some(types(i)?.to_string()))))
+                        .collect();
+                    Arc::new(FieldTypes::new(f, pairs))
+                })
+                .collect();
+            r.field_types.insert(e.to_string(), described);
+        }
+        es::authorize(p, &r, s)
+    }
+
+    fn refused(r: Result<Permit, Rejection>) -> String {
+        let e = r.expect_err("refused");
+        assert_eq!(e.kind, RejectKind::Forbidden, "{}", e.reason);
+        assert!(
+            e.reason.contains("[hard_bounds] with [min] and [max]"),
+            "{}",
+            e.reason
+        );
+        e.reason
+    }
+
+    #[test]
+    fn a_search_histogram_is_decided_by_its_fields_type_for_every_token_and_backend() {
+        for guard in guards() {
+            let mut s = scope();
+            s.guard = guard;
+            let search = |body: &str| {
+                prepared(&s, "POST", "/logs-*/_search", "application/json", body).unwrap()
+            };
+            // Unbounded: its field named on the search's expression.
+            let p = search(UNBOUNDED);
+            assert_eq!(
+                needed(&p),
+                vec![("logs-*".to_string(), vec!["r".to_string()])],
+                "{guard:?}"
+            );
+            // Numeric, date and unmapped in the allowed indices: forwarded; the foreign index's
+            // type is not the search's.
+            let ok = authorize_with(&s, p, |i| match i {
+                "logs-a" => Some("long"),
+                "logs-b" => Some("unmapped"),
+                _ => Some("long_range"),
+            });
+            assert!(ok.is_ok(), "{guard:?}: {ok:?}");
+            for range in [
+                "integer_range",
+                "long_range",
+                "double_range",
+                "date_range",
+                "alias",
+            ] {
+                let reason = refused(authorize_with(&s, search(UNBOUNDED), |i| match i {
+                    "logs-a" => Some("long"),
+                    _ => Some(range),
+                }));
+                assert!(reason.contains(&format!("[{range}]")), "{reason}");
+            }
+            // An allowed index the lookup did not describe.
+            refused(authorize_with(&s, search(UNBOUNDED), |i| {
+                (i == "logs-a").then_some("long")
+            }));
+            // No lookup at all.
+            let p = search(UNBOUNDED);
+            let mut r = Resolution::default();
+            r.names.insert("logs-*".into(), as_indices(logs("")).into());
+            refused(es::authorize(p, &r, &s));
+            // Bounded by its own hard bounds: nothing to look up, forwarded whatever the type.
+            let p = search(BOUNDED);
+            assert!(needed(&p).is_empty(), "{guard:?}");
+            assert!(
+                authorize_with(&s, p, |_| Some("long_range")).is_ok(),
+                "{guard:?}"
+            );
+        }
+    }
+
+    /// On a backend that makes empty buckets first, `fill`'s bounds (from the query's range)
+    /// bound the histogram: nothing to look up.
+    #[test]
+    fn fills_bounds_need_no_lookup() {
+        let mut s = scope();
+        s.guard.empty_buckets = EmptyBuckets::MadeFirst;
+        let body = r#"{"size":0,"query":{"range":{"r":{"gte":0,"lte":100}}},"aggs":{"h":{"histogram":{"field":"r","interval":1}}}}"#;
+        let p = prepared(&s, "POST", "/logs-*/_search", "application/json", body).unwrap();
+        assert!(needed(&p).is_empty());
+        // The same on a backend that counts them: no bounds added, the field looked up.
+        s.guard.empty_buckets = EmptyBuckets::Counted;
+        let p = prepared(&s, "POST", "/logs-*/_search", "application/json", body).unwrap();
+        assert_eq!(
+            needed(&p),
+            vec![("logs-*".to_string(), vec!["r".to_string()])]
+        );
+    }
+
+    #[test]
+    fn msearch_searches_are_decided_on_their_own_expression() {
+        for guard in guards() {
+            let mut s = scope();
+            s.guard = guard;
+            let ndjson = format!(
+                "{{\"index\":\"logs-a\"}}\n{BOUNDED}\n{{\"index\":\"logs-*\"}}\n{UNBOUNDED}\n{{\"index\":\"logs-b\"}}\n{{\"size\":0}}\n{{\"index\":\"logs-*\"}}\n{}\n",
+                r#"{"size":0,"aggs":{"d":{"date_histogram":{"field":"t","fixed_interval":"1ms","min_doc_count":1}}}}"#
+            );
+            let p = || prepared(&s, "POST", "/_msearch", "application/x-ndjson", &ndjson).unwrap();
+            assert_eq!(
+                needed(&p()),
+                vec![("logs-*".to_string(), vec!["r".to_string(), "t".to_string()])],
+                "{guard:?}"
+            );
+            assert!(
+                authorize_with(&s, p(), |_| Some("date")).is_ok(),
+                "{guard:?}"
+            );
+            let reason = refused(authorize_with(&s, p(), |i| {
+                Some(if i == "logs-b" { "date_range" } else { "date" })
+            }));
+            assert!(
+                reason.starts_with("[histogram]") || reason.starts_with("[date_histogram]"),
+                "{reason}"
+            );
+        }
+    }
+
+    /// The async search submit is a search: its histograms alike. A search on a point in time
+    /// names no expression to look up on: such a histogram is refused there, a bounded one
+    /// passes.
+    #[test]
+    fn async_submits_are_decided_and_point_in_time_searches_need_bounds() {
+        let s = scope();
+        let p = prepared(
+            &s,
+            "POST",
+            "/logs-*/_async_search",
+            "application/json",
+            UNBOUNDED,
+        )
+        .unwrap();
+        assert_eq!(
+            needed(&p),
+            vec![("logs-*".to_string(), vec!["r".to_string()])]
+        );
+        refused(authorize_with(&s, p, |_| Some("long_range")));
+        let pit = crate::ids::continuation::seal(&s.ids, IdKind::Pit, "backend-pit");
+        for path in ["/_search", "/_async_search"] {
+            let with_pit = |body: &str| {
+                let mut v: Value = serde_json::from_str(body).unwrap();
+                v["pit"] = json!({"id": pit});
+                v.to_string()
+            };
+            let e =
+                prepared(&s, "POST", path, "application/json", &with_pit(UNBOUNDED)).unwrap_err();
+            assert_eq!(e.kind, RejectKind::Forbidden, "{path}: {}", e.reason);
+            assert!(
+                e.reason.contains("on a point in time needs [hard_bounds]"),
+                "{}",
+                e.reason
+            );
+            let p = prepared(&s, "POST", path, "application/json", &with_pit(BOUNDED)).unwrap();
+            assert!(needed(&p).is_empty());
+            assert!(authorize_with(&s, p, |_| None).is_ok(), "{path}");
+        }
     }
 }

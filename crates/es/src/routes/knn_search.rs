@@ -36,8 +36,9 @@ fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     let up = Upstream::at_path(Method::Post, req.index()?, "/", "/_search");
     let search = to_search(req.json_body()?)?;
     let mut out = rewrite::search(Some(search), &req.scope.filters)?;
-    req.scope.guard.search(&mut out, &mut Vec::new())?;
-    up.json(&out)
+    // No aggregations in a knn search's keys: no fields, passed on all the same.
+    let fields = req.scope.guard.search(&mut out, &mut Vec::new())?;
+    up.typed(0, fields).json(&out)
 }
 
 /// Turns a `_knn_search` body into the equivalent `_search` body (not yet checked or filtered:

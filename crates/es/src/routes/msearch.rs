@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::{Request, Shape, Spec, Upstream};
+use crate::dsl::histogram_fields::HistogramFields;
 use crate::dsl::json::{Obj, J};
 use crate::ids::ordinals::{self, SortSeal};
 use crate::indices::index::{self, Expression};
@@ -131,25 +132,27 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     if arena.has_inner_hits_key() {
         return None;
     }
+    let to_resolve = distinct_expressions(&items);
+    if to_resolve.len() > MAX_EXPRESSIONS {
+        return None;
+    }
     let mut timeouts = Vec::with_capacity(trees.len());
-    for out in &mut trees {
+    // The histogram fields of each expression's searches (`histogram_fields`).
+    let mut fields = Places::new(&to_resolve);
+    for (out, item) in trees.iter_mut().zip(&items) {
         if !ordinals::plain_is_noop(J::from(&*out)) {
             return None;
         }
         let Node::Object(entries) = out else {
             return None;
         };
-        scope.guard.fill_tree(entries, &arena).ok()?;
+        scope.guard.fill_tree(entries, &arena, fields.of(item)).ok()?;
         timeouts.push(
             scope
                 .guard
                 .search_checked(Obj::N(entries), &mut Vec::new())
                 .ok()?,
         );
-    }
-    let to_resolve = distinct_expressions(&items);
-    if to_resolve.len() > MAX_EXPRESSIONS {
-        return None;
     }
     let mut bodies = Vec::with_capacity(trees.len());
     for ((mut out, timeout), line) in trees.into_iter().zip(timeouts).zip(texts) {
@@ -165,6 +168,7 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
     }
     // The NDJSON is written by `authorize` (`forward_narrowed`), once its names are known.
     let mut up = Upstream::fixed(Method::Post, "/_msearch");
+    up.typed_fields = fields.typed();
     up.to_resolve = to_resolve;
     up.shape = Shape::Msearch(items, bodies);
     #[cfg(test)]
@@ -190,10 +194,20 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
         req.max_searches,
         req.meter,
     )?;
+    let to_resolve = distinct_expressions(&items);
+    // Each distinct expression costs a resolve call before anything is forwarded.
+    if to_resolve.len() > MAX_EXPRESSIONS {
+        return Err(Rejection::bad_request(format!(
+            "an msearch may name at most {MAX_EXPRESSIONS} distinct index expressions; split it"
+        )));
+    }
+    // The histogram fields of each expression's searches (`histogram_fields`).
+    let mut fields = Places::new(&to_resolve);
     for (i, item) in items.iter_mut().enumerate() {
+        let typed = fields.of(item);
         scope
             .guard
-            .search(&mut item.body, &mut Vec::new())
+            .search_into(&mut item.body, &mut Vec::new(), typed)
             .map_err(|mut r| {
                 r.reason = format!("msearch search {}: {}", i + 1, r.reason);
                 r
@@ -207,13 +221,6 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
         };
         positions.push(ordinals::prepare(&mut item.body, mode, &scope.ids)?);
     }
-    let to_resolve = distinct_expressions(&items);
-    // Each distinct expression costs a resolve call before anything is forwarded.
-    if to_resolve.len() > MAX_EXPRESSIONS {
-        return Err(Rejection::bad_request(format!(
-            "an msearch may name at most {MAX_EXPRESSIONS} distinct index expressions; split it"
-        )));
-    }
     let bodies = render_bodies(&items)?;
     // The trees are not needed past here: the serialised bodies are reused.
     for item in &mut items {
@@ -221,12 +228,68 @@ fn prepare_serde(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     }
     // As on the tree path, the NDJSON is written by `authorize`.
     let mut up = Upstream::fixed(Method::Post, "/_msearch");
+    up.typed_fields = fields.typed();
     up.to_resolve = to_resolve;
     up.shape = Shape::Msearch(items, bodies);
     if positions.iter().any(Option::is_some) {
         up.sort_seal = Some(SortSeal::Msearch(positions));
     }
     Ok(up)
+}
+
+/// The histogram fields of the searches of each distinct expression (`to_resolve`'s places),
+/// for `authorize` to decide on (`Upstream::typed_fields`): a search adds to its expression's.
+struct Places<'e> {
+    to_resolve: &'e [String],
+    fields: Vec<HistogramFields>,
+    /// The fields of a search whose expression is not in `to_resolve` (never: every item's
+    /// is), kept at no place: `authorize` refuses them.
+    unplaced: HistogramFields,
+    /// The last search's expression and place: searches whose headers name the same text share
+    /// their expression (a dashboard's, one index pattern), found once.
+    last: Option<(Arc<Expression>, usize)>,
+}
+
+impl<'e> Places<'e> {
+    fn new(to_resolve: &'e [String]) -> Places<'e> {
+        Places {
+            to_resolve,
+            fields: Vec::new(),
+            unplaced: HistogramFields::default(),
+            last: None,
+        }
+    }
+
+    /// The fields of `item`'s expression, to add to.
+    fn of(&mut self, item: &Item) -> &mut HistogramFields {
+        let place = match &self.last {
+            Some((index, place)) if Arc::ptr_eq(index, &item.index) => *place,
+            _ => match self
+                .to_resolve
+                .iter()
+                .position(|e| is_joined(e, item.index.elements()))
+            {
+                Some(place) => place,
+                None => return &mut self.unplaced,
+            },
+        };
+        self.last = Some((Arc::clone(&item.index), place));
+        if self.fields.len() <= place {
+            self.fields.resize_with(place + 1, HistogramFields::default);
+        }
+        &mut self.fields[place]
+    }
+
+    /// Each place's fields, the empty left out (unplaced ones at a place past `to_resolve`).
+    fn typed(self) -> Vec<(usize, HistogramFields)> {
+        let unplaced = (!self.unplaced.is_empty()).then_some((usize::MAX, self.unplaced));
+        self.fields
+            .into_iter()
+            .enumerate()
+            .filter(|(_, f)| !f.is_empty())
+            .chain(unplaced)
+            .collect()
+    }
 }
 
 /// One checked search of an `_msearch`.

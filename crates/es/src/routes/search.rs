@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::scroll_pit::{self, SCROLL_OPEN_SEAL};
 use super::{json_forward_sized, Request, Spec, Upstream, JSON_BODY};
+use crate::dsl::histogram_fields::HistogramFields;
 use crate::dsl::json::{Obj, J};
 use crate::dsl::rewrite;
 use crate::ids::continuation::{self, IdKind, Seal};
@@ -184,16 +185,17 @@ fn on_tree(req: &mut Request<'_>, form: &Form) -> Option<Upstream> {
     let Node::Object(entries) = &mut out else {
         return None;
     };
-    scope.guard.fill_tree(entries, &arena).ok()?;
+    let mut fields = HistogramFields::default();
+    scope.guard.fill_tree(entries, &arena, &mut fields).ok()?;
     // Last: its refusals come before it takes `timeout` out of the parameters.
-    if let Some(timeout) = scope
+    let timeout = scope
         .guard
         .search_checked(Obj::N(entries), &mut req.params)
-        .ok()?
-    {
+        .ok()?;
+    if let Some(timeout) = timeout {
         entries.set("timeout", Node::String(Cow::Owned(timeout)));
     }
-    let mut up = Upstream::at_path(Method::Post, req.index().ok()?, "/", form.api);
+    let mut up = Upstream::at_path(Method::Post, req.index().ok()?, "/", form.api).typed(0, fields);
     up.seal = form.id;
     // A highlight given the client's query writes that query twice.
     let written = raw.len() * if highlights > 0 { 2 } else { 1 };
@@ -240,13 +242,14 @@ fn rewrite_serde(req: &mut Request<'_>, form: &Form) -> Result<Upstream, Rejecti
     }
     let e = req.index()?;
     let joined = e.joined();
-    let mut up = Upstream::at_path(Method::Post, e, "/", form.api);
+    let up = Upstream::at_path(Method::Post, e, "/", form.api);
+    let mut out = rewrite::search(body, &scope.filters)?;
+    let fields = scope.guard.search(&mut out, &mut req.params)?;
+    let mut up = up.typed(0, fields);
     up.seal = form.id.or(scrolls.then_some(SCROLL_OPEN_SEAL));
     if up.seal == Some(SCROLL_OPEN_SEAL) {
         up.scrolling = Some(scroll_pit::opening(&req.params));
     }
-    let mut out = rewrite::search(body, &scope.filters)?;
-    scope.guard.search(&mut out, &mut req.params)?;
     let mode = if scrolls {
         ordinals::Mode::Scroll
     } else {
@@ -293,7 +296,11 @@ fn on_pit(
             .map(scroll_pit::keep_alive_ms),
     };
     let mut out = rewrite::search(body, &scope.filters)?;
-    scope.guard.search(&mut out, &mut req.params)?;
+    // A point in time names no expression to look the fields' types up on (`histogram_fields`).
+    scope
+        .guard
+        .search(&mut out, &mut req.params)?
+        .refuse_unless_empty("on a point in time")?;
     let positions = ordinals::prepare(
         &mut out,
         ordinals::Mode::Pit {

@@ -49,8 +49,9 @@ pub(crate) const TERMS_ENUM: Spec = Spec {
 fn prepare(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
     let up = Upstream::at_path(Method::Post, req.index()?, "/", "/_search");
     let (mut out, answer) = search_body(req.json_body()?, &req.scope.filters)?;
-    req.scope.guard.search(&mut out, &mut Vec::new())?;
-    let mut up = up.json(&out)?;
+    // esgate's own `terms` aggregation: no histogram fields, passed on all the same.
+    let fields = req.scope.guard.search(&mut out, &mut Vec::new())?;
+    let mut up = up.typed(0, fields).json(&out)?;
     up.transform = Some(Transform::TermsEnum(answer));
     Ok(up)
 }

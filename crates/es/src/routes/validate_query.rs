@@ -94,7 +94,7 @@ pub(crate) mod tests {
             prepared,
             &Resolution {
                 names,
-                dialect: None,
+                ..Default::default()
             },
             &s,
         )

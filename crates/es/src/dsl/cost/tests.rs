@@ -17,7 +17,7 @@ fn run(g: &CostGuard, body: Value, params: &[(&str, &str)]) -> Result<(Value, Ve
     let mut body = body;
     let mut params = crate::testing::pairs(params);
     g.search(&mut body, &mut params)
-        .map(|()| (body, params))
+        .map(|_| (body, params))
         .map_err(|r| r.reason)
 }
 

@@ -9,13 +9,18 @@ const HOUR: i64 = 3_600_000;
 const FROM: i64 = 1_704_067_200_000;
 const TO: i64 = 1_704_931_199_999;
 
+/// [`plan`]'s edits (no `max_buckets`).
+fn edits_of(body: Obj<'_>, how: EmptyBuckets) -> Result<Vec<Edit>, Rejection> {
+    plan(body, how, None, &mut HistogramFields::default())
+}
+
 /// The body after the fill edits for a backend that makes empty buckets first.
 fn filled(body: Value) -> Result<Value, RejectKind> {
     let mut body = body;
     let Value::Object(m) = &mut body else {
         panic!("not an object")
     };
-    let edits = plan(Obj::V(m), EmptyBuckets::MadeFirst).map_err(|r| r.kind)?;
+    let edits = edits_of(Obj::V(m), EmptyBuckets::MadeFirst).map_err(|r| r.kind)?;
     apply_value(m, edits);
     Ok(body)
 }
@@ -318,10 +323,10 @@ fn bounded_histograms_pass_and_the_rest_is_refused() {
         let Value::Object(m) = &body else {
             unreachable!()
         };
-        assert_eq!(plan(Obj::V(m), EmptyBuckets::Counted), Ok(Vec::new()));
+        assert_eq!(edits_of(Obj::V(m), EmptyBuckets::Counted), Ok(Vec::new()));
     }
     let m = json!({"aggs": {"h": {"histogram": {"field": "n", "interval": 1}}}});
-    let reason = plan(Obj::V(m.as_object().unwrap()), EmptyBuckets::MadeFirst)
+    let reason = edits_of(Obj::V(m.as_object().unwrap()), EmptyBuckets::MadeFirst)
         .unwrap_err()
         .reason;
     for hint in [
@@ -401,7 +406,7 @@ fn the_tree_is_edited_as_serde_json_is() {
         let Node::Object(entries) = &mut node else {
             unreachable!()
         };
-        let edits = plan(Obj::N(entries), EmptyBuckets::MadeFirst).unwrap();
+        let edits = edits_of(Obj::N(entries), EmptyBuckets::MadeFirst).unwrap();
         assert_eq!(edits.len(), 1);
         apply_tree(entries, edits, &arena).unwrap();
         let mut written = Vec::new();

@@ -282,6 +282,8 @@ fn run(
             .collect();
         r.names.insert(e.clone(), names.into());
     }
+    // The fixture's histograms are on a date field.
+    crate::testing::with_field_types(&prepared, &mut r, "date");
     crate::authorize(prepared, &r, s)
 }
 

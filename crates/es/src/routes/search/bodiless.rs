@@ -77,6 +77,7 @@ fn forward(req: &mut Request<'_>, form: &Form, empty: &EmptySearch) -> Result<Up
     // Nothing reads the request's expression after this (the search is this path's).
     let mut up = Upstream::at_path_of(Method::Post, req.take_index()?, "/", form.api);
     up.seal = form.id;
+    // No body: no aggregations (no histogram fields to pass on).
     let timeout = req
         .scope
         .guard
