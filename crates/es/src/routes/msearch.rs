@@ -146,7 +146,10 @@ fn on_tree(req: &mut Request<'_>) -> Option<Upstream> {
         let Node::Object(entries) = out else {
             return None;
         };
-        scope.guard.fill_tree(entries, &arena, fields.of(item)).ok()?;
+        scope
+            .guard
+            .fill_tree(entries, &arena, fields.of(item))
+            .ok()?;
         timeouts.push(
             scope
                 .guard

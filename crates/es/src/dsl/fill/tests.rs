@@ -510,7 +510,13 @@ fn hard_bounds_are_spliced_into_the_source_text() {
             let (Node::Object(entries), Node::Object(reference)) = (&mut node, &mut opened) else {
                 unreachable!()
             };
-            let edits = plan(Obj::N(entries), EmptyBuckets::MadeFirst).unwrap();
+            let edits = plan(
+                Obj::N(entries),
+                EmptyBuckets::MadeFirst,
+                None,
+                &mut Default::default(),
+            )
+            .unwrap();
             assert!(!edits.is_empty(), "{text}");
             for edit in &edits {
                 apply_opened(reference, edit);
@@ -554,7 +560,12 @@ fn hard_bounds_are_spliced_into_the_source_text() {
                 unreachable!()
             };
             assert_eq!(
-                plan(Obj::N(entries), EmptyBuckets::MadeFirst),
+                plan(
+                    Obj::N(entries),
+                    EmptyBuckets::MadeFirst,
+                    None,
+                    &mut Default::default()
+                ),
                 Ok(Vec::new())
             );
             let tree_count = count(

@@ -1683,7 +1683,9 @@ fn spliced_hard_bounds_agree_with_the_serde_path() {
                 assert_eq!(
                     crate::dsl::fill::plan(
                         Obj::N(entries),
-                        crate::request::dialect::EmptyBuckets::MadeFirst
+                        crate::request::dialect::EmptyBuckets::MadeFirst,
+                        None,
+                        &mut Default::default()
                     ),
                     Ok(Vec::new()),
                     "{}",
