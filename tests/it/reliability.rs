@@ -1568,3 +1568,75 @@ async fn a_flood_of_kibana_front_refusals_cannot_close_a_closed_audit_whose_outp
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(viewed.status, 200, "{}", viewed.text());
 }
+
+/// attack28 (perf28b): the connection's one head sleep, handed back while a long answer is
+/// written (the answer's client reads it for longer than `header_timeout`, so the sleep's old
+/// deadline passes meanwhile), still bounds the next head: a head trickled a byte every 150 ms
+/// after that answer is cut off about `header_timeout` later (the whole head would take some
+/// 25 s), not left to trickle on (slowloris on a kept-alive connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_trickled_after_a_long_answer_is_still_cut_at_the_header_timeout() {
+    const LEN: u64 = 48 << 20;
+    let backend = FaultServer::huge(LEN);
+    let listen = "header_timeout = \"1s\"\nidle_timeout = \"30s\"\n";
+    let gw = Esgate::start_full(&[backend.url()], listen, "", "").await;
+    let secret = gw.all_token().await;
+    let request = format!(
+        "GET /big/_search HTTP/1.1\r\nHost: esgate\r\nAuthorization: Bearer {secret}\r\n\r\n"
+    );
+    let mut s = connect(gw.data_addr).await;
+    s.write_all(request.as_bytes()).await.expect("write");
+    // The answer's head, then a pause past the header timeout before its body is read.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).await.expect("read"), 1, "closed mid-head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let chunked = head.contains("transfer-encoding: chunked");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // The rest of the answer: its length, or its last chunk.
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got: u64 = 0;
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let n = s.read(&mut buf).await.expect("read the answer");
+        assert!(n > 0, "closed mid-answer after {got} bytes");
+        got += n as u64;
+        if chunked {
+            tail.extend_from_slice(&buf[..n]);
+            if tail.ends_with(b"\r\n0\r\n\r\n") {
+                break;
+            }
+            let keep = tail.len().saturating_sub(8);
+            tail.drain(..keep);
+        } else if got >= LEN {
+            break;
+        }
+    }
+    // The next head, a byte every 150 ms.
+    let started = Instant::now();
+    let mut cut = None;
+    for b in request.as_bytes() {
+        if s.write_all(&[*b]).await.is_err() {
+            cut = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        if started.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+    let took = match cut {
+        Some(took) => took,
+        None => {
+            let more = closed_within(&mut s, Duration::from_secs(1)).await;
+            more.map(|_| started.elapsed())
+                .expect("a trickled head still open 4 s on")
+        }
+    };
+    assert!(took < Duration::from_millis(3_000), "cut after {took:?}");
+    gw.stop().await;
+}

@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 
 use crate as es;
 use crate::dsl::cost::CostGuard;
+use crate::dsl::json::Obj;
 use crate::request::tree::tests::SPANS_OFF;
+use crate::request::tree::Node;
 use crate::testing::{head, scope};
 use crate::{FilterSet, Prepared, Rejection, Scope};
 
@@ -1538,4 +1540,172 @@ fn spanned_bodies_forward_what_was_checked() {
         }
     }
     assert!(spanned > 30 && taken > 30, "{spanned} {taken}");
+}
+
+/// attack28 (perf28a): random searches whose aggregations hold histograms that fill (on a
+/// backend that makes empty buckets first, the default), at random depths and places, beside
+/// ones that fill nothing or bring their own (partial, string, null) `hard_bounds`, under
+/// `aggs` or `aggregations`, spelled compactly, spaced, or with escaped keys: the tree path
+/// (`Parsed::with_added`) decides and forwards each as the serde path does (`_search`,
+/// `_async_search`, an `_msearch` line), under every scope (one counts `max_buckets` from the
+/// bounds), and what it forwards is strict JSON (no duplicate key: a second `hard_bounds`
+/// would be read by the backend, not by a comparison of parsed values) in which every
+/// histogram that fills is bounded.
+#[test]
+fn spliced_hard_bounds_agree_with_the_serde_path() {
+    const FROM: i64 = 1_700_000_000_000;
+    fn hist(next: &mut impl FnMut() -> u64, depth: u32) -> Value {
+        let mut params = serde_json::Map::new();
+        let date = next().is_multiple_of(2);
+        let mut order: Vec<(String, Value)> = Vec::new();
+        order.push(("field".into(), json!(if date { "t" } else { "n" })));
+        if date {
+            let iv = ["1h", "30s", "1d"][(next() % 3) as usize];
+            let key = ["fixed_interval", "calendar_interval"][(next() % 2) as usize];
+            let iv = if key == "calendar_interval" { "1d" } else { iv };
+            order.push((key.into(), json!(iv)));
+        } else {
+            order.push((
+                "interval".into(),
+                [json!(1000), json!(0.5), json!(3_600_000)][(next() % 3) as usize].clone(),
+            ));
+        }
+        match next() % 4 {
+            0 => order.push(("min_doc_count".into(), json!(0))),
+            1 => order.push(("min_doc_count".into(), json!(1))),
+            _ => {}
+        }
+        match next() % 6 {
+            0 => order.push((
+                "extended_bounds".into(),
+                json!({"min": FROM, "max": FROM + 3_600_000}),
+            )),
+            1 => order.push((
+                "hard_bounds".into(),
+                json!({"min": FROM, "max": FROM + 7_200_000}),
+            )),
+            2 => order.push(("hard_bounds".into(), json!({"min": FROM}))),
+            3 => order.push(("hard_bounds".into(), json!({"min": "a", "max": null}))),
+            _ => {}
+        }
+        if next().is_multiple_of(4) {
+            order.push(("format".into(), json!("epoch_millis")));
+        }
+        // Random order of the parameters.
+        while !order.is_empty() {
+            let i = (next() % order.len() as u64) as usize;
+            let (k, v) = order.remove(i);
+            params.insert(k, v);
+        }
+        let mut def = serde_json::Map::new();
+        let sub = depth < 3 && next().is_multiple_of(3);
+        let sub_first = next().is_multiple_of(2);
+        let sub_aggs = sub.then(|| aggs(next, depth + 1));
+        let sub_key = ["aggs", "aggregations"][(next() % 2) as usize];
+        if let (true, Some(s)) = (sub_first, &sub_aggs) {
+            def.insert(sub_key.into(), s.clone());
+        }
+        def.insert(
+            (if date { "date_histogram" } else { "histogram" }).into(),
+            Value::Object(params),
+        );
+        if let (false, Some(s)) = (sub_first, sub_aggs) {
+            def.insert(sub_key.into(), s);
+        }
+        Value::Object(def)
+    }
+    fn aggs(next: &mut impl FnMut() -> u64, depth: u32) -> Value {
+        let mut m = serde_json::Map::new();
+        for i in 0..1 + next() % 4 {
+            let name = format!("{}{i}", ["a", "h", "x"][(next() % 3) as usize]);
+            let def = match next() % 5 {
+                0 | 1 => hist(next, depth),
+                2 => json!({"max": {"field": "n"}}),
+                3 if depth < 3 => {
+                    json!({"terms": {"field": "u", "size": 3}, "aggs": aggs(next, depth + 1)})
+                }
+                _ if depth < 3 => {
+                    json!({"filter": {"match_all": {}}, "aggregations": aggs(next, depth + 1)})
+                }
+                _ => json!({"min": {"field": "n"}}),
+            };
+            m.insert(name, def);
+        }
+        Value::Object(m)
+    }
+    let scopes = scopes();
+    let mut next = crate::testing::xorshift(0xa77a_c828_0000_0001);
+    let (mut taken, mut accepted, mut filled) = (0, 0, 0);
+    for round in 0..1_500 {
+        let mut body = serde_json::Map::new();
+        if !next().is_multiple_of(5) {
+            body.insert(
+                "query".into(),
+                json!({"bool": {"filter": [{"range": {"t": {"gte": FROM,
+                    "lte": FROM + 86_400_000, "format": "epoch_millis"}}},
+                    {"range": {"n": {"gte": 0, "lte": 100_000}}}]}}),
+            );
+        }
+        body.insert("size".into(), json!(0));
+        let top = ["aggs", "aggregations"][(next() % 2) as usize];
+        body.insert(top.into(), aggs(&mut next, 0));
+        if next().is_multiple_of(2) {
+            // Aggregations first.
+            let q = body.remove("query");
+            if let Some(q) = q {
+                body.insert("query".into(), q);
+            }
+        }
+        let value = Value::Object(body);
+        let compact = value.to_string();
+        let text = match round % 5 {
+            0 | 1 => compact,
+            2 => serde_json::to_string_pretty(&value).unwrap(),
+            3 => compact.replacen("\"field\"", "\"fi\\u0065ld\"", 1),
+            _ => compact
+                .replace(":{\"", ": {\"")
+                .replacen(",\"", " ,\t\"", 2),
+        };
+        let s = &scopes[round % scopes.len()];
+        for path in ["/logs-a/_search", "/logs-a/_async_search"] {
+            let (t, a) = agrees(path, s, None, text.as_bytes());
+            taken += usize::from(t);
+            accepted += usize::from(a);
+            if let Ok(mut p) = prepare_at(path, s, None, text.as_bytes(), false) {
+                let sent = forwarded(&mut p, text.as_bytes()).expect("a body");
+                let arena = crate::request::tree::Arena::default();
+                let mut node = crate::request::tree::parse(&sent, &arena)
+                    .unwrap_or_else(|e| panic!("{e:?}: {}", String::from_utf8_lossy(&sent)));
+                node.open();
+                let Node::Object(entries) = &node else {
+                    panic!("not an object")
+                };
+                assert_eq!(
+                    crate::dsl::fill::plan(
+                        Obj::N(entries),
+                        crate::request::dialect::EmptyBuckets::MadeFirst,
+                        None,
+                        &mut Default::default()
+                    ),
+                    Ok(Vec::new()),
+                    "{}",
+                    String::from_utf8_lossy(&sent)
+                );
+                filled += usize::from(
+                    String::from_utf8_lossy(&sent)
+                        .matches("hard_bounds")
+                        .count()
+                        > text.matches("hard_bounds").count(),
+                );
+            }
+        }
+        if !text.contains('\n') {
+            let ndjson = format!("{{\"index\":\"logs-*\"}}\n{text}\n{{}}\n{text}\n");
+            msearch_agrees(s, ndjson.as_bytes());
+        }
+    }
+    assert!(
+        taken > 500 && accepted > 500 && filled > 150,
+        "{taken} {accepted} {filled}"
+    );
 }
