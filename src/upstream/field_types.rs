@@ -36,18 +36,10 @@ use dashmap::DashMap;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
+use super::resolve::SEGMENT;
 use super::{Upstream, UpstreamError};
 use crate::es::dsl::histogram_fields::FieldTypes;
 use crate::es::indices::resolution::ResolvedName;
-
-/// Characters left as they are in the expression's path segment (the resolver's).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'*')
-    .remove(b',')
-    .remove(b'+');
 
 /// Characters left as they are in a field name of the `fields` parameter (a comma separates
 /// fields: a name never holds one, `histogram_fields` refuses it).

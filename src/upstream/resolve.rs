@@ -21,8 +21,9 @@ use serde::Deserialize;
 use super::{Upstream, UpstreamError};
 use crate::es::indices::resolution::{NameKind, ResolvedName};
 
-/// Characters left as they are in an index expression path segment.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+/// Characters left as they are in an index expression path segment (the field types lookup's
+/// too: it asks about the same expressions).
+pub(super) const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
