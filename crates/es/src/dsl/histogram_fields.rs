@@ -113,10 +113,15 @@ impl HistogramFields {
         self.fields.iter().map(|f| f.field.as_str())
     }
 
+    /// Whether `field` is one of the fields.
+    fn contains(&self, field: &str) -> bool {
+        self.fields.iter().any(|g| g.field == field)
+    }
+
     /// `field` of histogram `aggregation` added unless there (copied only then); `false` when
     /// it would be one more than [`MAX_FIELDS`].
     fn push(&mut self, field: &str, aggregation: &'static str) -> bool {
-        if self.fields.iter().any(|g| g.field == field) {
+        if self.contains(field) {
             return true;
         }
         if self.fields.len() >= MAX_FIELDS {
@@ -183,6 +188,11 @@ pub(crate) fn add_unbounded(
     let Some(field) = field.and_then(J::as_str) else {
         return Ok(());
     };
+    // Already named (an `_msearch`'s searches of one expression histogram one field): it
+    // passed the checks below when it was added (perf28c: the scan was a tenth of the walk).
+    if out.contains(field) {
+        return Ok(());
+    }
     let unaskable = field.bytes().any(|b| b == b'*' || b == b',');
     if unaskable || field.len() > MAX_FIELD_LEN {
         return Err(Rejection::forbidden(format!(
