@@ -1729,20 +1729,14 @@ async fn enforce(
         let Some(names) = resolution.names.get(expr) else {
             continue;
         };
-        let cache = &app.upstream.field_types;
-        let now = Instant::now();
-        let mut found = Vec::new();
-        let mut missing = Vec::new();
-        for field in fields.names() {
-            match cache.cached(expr, field, names, now) {
-                Some(types) => found.push(types),
-                None => missing.push(field),
-            }
-        }
-        if !missing.is_empty() {
-            let asked = cache.lookup(&app.upstream, authorization, expr, &missing, now);
-            found.extend(Box::pin(asked).await?);
-        }
+        let types = app.upstream.field_types.types(
+            &app.upstream,
+            authorization,
+            expr,
+            fields.names(),
+            names,
+        );
+        let found = types.await?;
         resolution.field_types.insert(expr.to_string(), found);
     }
     // A route of one dialect only (point in time) needs the backend's (cached after once).

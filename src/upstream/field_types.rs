@@ -75,9 +75,36 @@ impl FieldTypesCache {
         }
     }
 
+    /// `fields`' types behind `expr` (`names`: the request's resolution of it): each from the
+    /// cache when it holds it ([`FieldTypesCache::cached`]), the others asked of the backend in
+    /// one lookup ([`FieldTypesCache::lookup`]).
+    pub async fn types<'f>(
+        &self,
+        upstream: &Upstream,
+        authorization: Option<&http::HeaderValue>,
+        expr: &str,
+        fields: impl Iterator<Item = &'f str>,
+        names: &[ResolvedName],
+    ) -> Result<Vec<Arc<FieldTypes>>, UpstreamError> {
+        let now = Instant::now();
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for field in fields {
+            match self.cached(expr, field, names, now) {
+                Some(types) => found.push(types),
+                None => missing.push(field),
+            }
+        }
+        if !missing.is_empty() {
+            let asked = self.lookup(upstream, authorization, expr, &missing, now);
+            found.extend(Box::pin(asked).await?);
+        }
+        Ok(found)
+    }
+
     /// `field`'s types behind `expr` from the cache: younger than the TTL and describing every
     /// concrete index of `names` (the request's resolution of `expr`).
-    pub fn cached(
+    fn cached(
         &self,
         expr: &str,
         field: &str,
@@ -94,7 +121,7 @@ impl FieldTypesCache {
 
     /// `fields`' types behind `expr`, asked of the backend (one field's answer each, in order),
     /// and cached.
-    pub async fn lookup(
+    async fn lookup(
         &self,
         upstream: &Upstream,
         authorization: Option<&http::HeaderValue>,
