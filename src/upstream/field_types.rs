@@ -76,8 +76,8 @@ impl FieldTypesCache {
     }
 
     /// `fields`' types behind `expr` (`names`: the request's resolution of it): each from the
-    /// cache when it holds it ([`FieldTypesCache::cached`]), the others asked of the backend in
-    /// one lookup ([`FieldTypesCache::lookup`]).
+    /// cache when it holds it (`cached`), the others asked of the backend in
+    /// one lookup (`lookup`).
     pub async fn types<'f>(
         &self,
         upstream: &Upstream,
