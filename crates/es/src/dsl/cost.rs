@@ -30,8 +30,9 @@
 //!   returned ([`HistogramFields`]): `authorize` lets it through only where the field's type
 //!   never steps through a range (`histogram_fields`; range28).
 //!
-//! Invariant: pure; a refusal is a 400 (`RejectKind::OverLimit`, audited as `over_limit`)
-//! naming the limit and the number asked for.
+//! Invariant: pure; a limit's refusal is a 400 (`RejectKind::OverLimit`, audited as
+//! `over_limit`) naming the limit and the number asked for; `fill`'s are its own (a 400 for a
+//! malformed histogram, a 403 for one it cannot bound), never a value of the body.
 
 use serde_json::{Map, Value};
 
