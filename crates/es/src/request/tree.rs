@@ -2534,7 +2534,8 @@ pub fn write(node: &Node<'_>, out: &mut Vec<u8>) {
 }
 
 /// [`write()`] for a tree built from a parse of `source` (a request's body): a built object's
-/// entries that are still as they stand in `source`, compact, are copied from it, a run of
+/// entries that are still as they stand in `source`, `"key":value` (the value's own text may
+/// be spaced), are copied from it, a run of
 /// entries that stand there side by side in one copy (issue 10, goal 6: a search's rewritten
 /// top level was written key by key, each key through `write_str`). Only the outermost
 /// object is written so (the one a rewrite opens); below it, as [`write()`]. The same bytes as
