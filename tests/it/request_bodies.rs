@@ -616,7 +616,8 @@ async fn a_spaced_search_reaches_the_backend_as_the_client_spaced_it() {
         ("authorization", auth.as_str()),
         ("content-type", "application/json"),
     ];
-    let aggs = "{\n    \"users\": {\n      \"terms\": {\"field\": \"user\", \"size\": 5}\n    }\n  }";
+    let aggs =
+        "{\n    \"users\": {\n      \"terms\": {\"field\": \"user\", \"size\": 5}\n    }\n  }";
     let sort = "[ {\"@timestamp\": {\"order\": \"desc\"}} ,\t\"n\" ]";
     let escaped = r#"{"match": {"message": "caf\u00e9 \/ \"x\""}}"#;
     let body = format!(
