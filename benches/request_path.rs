@@ -13,7 +13,7 @@ use esgate::store::{Change, Persistence, Store, StoreError};
 
 #[path = "support/shapes.rs"]
 mod shapes;
-use shapes::{kibana_2k, msearch_20, resolution_for, scope, terms_200k};
+use shapes::{kibana_2k, kibana_2k_spaced, msearch_20, resolution_for, scope, terms_200k};
 
 /// The allocator the esgate binary runs with: allocation is a large share of the work measured.
 #[global_allocator]
@@ -139,6 +139,7 @@ fn dashboard_bodies(c: &mut Criterion) {
     };
     let cases = [
         ("2 KB Kibana search", &search, kibana_2k()),
+        ("2 KB Kibana search, spaced", &search, kibana_2k_spaced()),
         ("200 KB terms search", &search, terms_200k()),
         ("20-search msearch", &msearch, msearch_20()),
     ];

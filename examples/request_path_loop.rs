@@ -8,7 +8,8 @@
 //!     target/release/examples/request_path_loop kibana 1000
 //! ```
 //! Instructions per iteration: (total of N iterations - total of 0 iterations) / N.
-//! Cases: `kibana` (2 KB search), `terms` (200 KB search), `msearch` (20 searches); further
+//! Cases: `kibana` (2 KB search), `kibana-spaced` (the same spaced as Python's `json.dumps`
+//! writes it), `terms` (200 KB search), `msearch` (20 searches); further
 //! arguments: `constant` gives the token constant scores, `counted` a backend that counts empty
 //! histogram buckets as it makes them (Elasticsearch 7.13+: no `hard_bounds` added; the
 //! default is OpenSearch's, `es::dsl::fill`). Planned as the proxy plans: with the default
@@ -30,9 +31,14 @@ fn main() {
     let n: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
     let (body, path, content_type) = match case.as_str() {
         "kibana" => (shapes::kibana_2k(), "/logs-a/_search", "application/json"),
+        "kibana-spaced" => (
+            shapes::kibana_2k_spaced(),
+            "/logs-a/_search",
+            "application/json",
+        ),
         "terms" => (shapes::terms_200k(), "/logs-a/_search", "application/json"),
         "msearch" => (shapes::msearch_20(), "/_msearch", "application/x-ndjson"),
-        other => panic!("unknown case {other}: kibana, terms or msearch"),
+        other => panic!("unknown case {other}: kibana, kibana-spaced, terms or msearch"),
     };
     // `constant`: the token's scores are constant (review 15, the default of a token with
     // filters); `counted`: the backend counts empty histogram buckets as it makes them;

@@ -533,3 +533,120 @@ async fn a_large_search_reaches_the_backend_whole_and_replays_the_same_bytes() {
         assert!(body.len() < r.body.len() && r.body.len() < body.len() + 512);
     }
 }
+
+/// A search spelled as tenant b's user would hide it: every user, bob's marker among them, and
+/// aggregations over every tenant's documents.
+fn search_naming_everyone() -> serde_json::Value {
+    serde_json::json!({
+        "size": 100,
+        "query": {"bool": {"should": [
+            {"terms": {"user": ["alice", format!("bob-{}", fixture::LEAKMARKER_B), "sam"]}},
+            {"match_all": {}}
+        ], "filter": [{"range": {"@timestamp": {"gte": "2024-01-01T00:00:00.000Z",
+            "lte": "2024-01-31T00:00:00.000Z", "format": "strict_date_optional_time"}}}]}},
+        "sort": [{"@timestamp": {"order": "desc"}}],
+        "aggs": {
+            "tenants": {"terms": {"field": "tenant", "size": 10}},
+            "days": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1d",
+                "min_doc_count": 0}}
+        }
+    })
+}
+
+/// Session 29: a search spaced as Python's `json.dumps` writes it, or pretty-printed, is
+/// forwarded as the client spaced it (its containers copied from the client's text), and is as
+/// filtered as the compact one on both real backends: tenant a's documents only, all of them,
+/// the same hits, tenant counts and histogram buckets (its `hard_bounds`, where the backend
+/// needs them, spliced into the spaced `aggs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spaced_and_pretty_searches_are_filtered_as_compact_ones() {
+    let v = search_naming_everyone();
+    let compact = v.to_string();
+    let spaced = compact.replace("\",\"", "\", \"").replace("\":", "\": ");
+    let pretty = serde_json::to_string_pretty(&v).unwrap();
+    assert!(spaced.contains(", \"") && pretty.contains("\n  "));
+    for backend in [fixture::seeded_osmem(), fixture::seeded_noida()] {
+        let gw = Esgate::start(&[backend.url()], "").await;
+        let auth = bearer(&gw.token(token_a()).await.1);
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let url = gw.url("/logs-*/_search");
+        let mut seen = Vec::new();
+        for body in [&compact, &spaced, &pretty] {
+            let r = send("POST", &url, &headers, body.clone().into_bytes())
+                .await
+                .unwrap();
+            fixture::assert_no_foreign_data("/logs-*/_search", &r);
+            let ids = support::http::hit_ids(&r);
+            assert_eq!(ids.len() as u64, fixture::TENANT_A_DOCS, "{ids:?}");
+            assert!(ids.iter().all(|id| id.starts_with('a')), "{ids:?}");
+            let a = r.json();
+            let tenants = &a["aggregations"]["tenants"]["buckets"];
+            assert_eq!(
+                tenants,
+                &serde_json::json!([{"key": "a", "doc_count": fixture::TENANT_A_DOCS}]),
+                "{body}"
+            );
+            seen.push((ids, a["aggregations"].clone()));
+        }
+        assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+    }
+}
+
+/// Session 29: what reaches the backend for a spaced and a pretty-printed search: the client's
+/// containers byte for byte as it spaced them (the `aggs` text, the `sort` list), under the
+/// token's filter; a container holding a string escape is respelled as esgate writes it (the
+/// escape decoded, not sent as the client spelled it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spaced_search_reaches_the_backend_as_the_client_spaced_it() {
+    use support::recording::Recording;
+    let es = Recording::start();
+    es.resolve_indices(&["logs-a"]);
+    es.script_json(
+        "POST",
+        "/logs-a/_search",
+        200,
+        serde_json::json!({"took": 0, "timed_out": false, "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}),
+    );
+    let gw = Esgate::start(&[es.url()], "").await;
+    let auth = bearer(&gw.token(token_a()).await.1);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let aggs =
+        "{\n    \"users\": {\n      \"terms\": {\"field\": \"user\", \"size\": 5}\n    }\n  }";
+    let sort = "[ {\"@timestamp\": {\"order\": \"desc\"}} ,\t\"n\" ]";
+    let escaped = r#"{"match": {"message": "caf\u00e9 \/ \"x\""}}"#;
+    let body = format!(
+        "{{\n  \"size\": 3,\n  \"aggs\": {aggs},\n  \"sort\": {sort},\n  \"query\": {escaped}\n}}\n"
+    );
+    let r = send(
+        "POST",
+        &gw.url("/logs-a/_search"),
+        &headers,
+        body.clone().into_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = es.requests_to("POST", "/logs-a/_search");
+    assert_eq!(sent.len(), 1);
+    let text = std::str::from_utf8(&sent[0].body).expect("UTF-8");
+    assert!(text.contains(&format!("\"aggs\": {aggs}")), "{text}");
+    assert!(text.contains(&format!("\"sort\": {sort}")), "{text}");
+    assert!(!text.contains("\\u00e9") && !text.contains("\\/"), "{text}");
+    assert!(
+        text.contains(r#"{"match":{"message":"café / \"x\""}}"#),
+        "{text}"
+    );
+    let v = sent[0].json();
+    assert!(
+        v.to_string()
+            .contains(r#"{"term":{"tenant":{"value":"a"}}}"#),
+        "the token's filter: {text}"
+    );
+    assert_eq!(v["aggs"]["users"]["terms"]["field"], "user");
+}

@@ -303,10 +303,10 @@ impl Method {
 ///
 /// A span is only ever a text the writer copies whole from the client's body ([`request::tree`]
 /// keeps a parsed container's source text, and a run of a search's top-level entries, only when
-/// it is exactly what the writer writes item by item: compact, validated strictly by the same
-/// parse, no escape the writer would write otherwise), and only of a body esgate read and
-/// parsed whole: the bytes sent are exactly those the writer would have written, and the
-/// request is as checked as one written out. What is sent is still esgate's body; the spans
+/// it is what the writer writes item by item but for JSON whitespace between tokens: validated
+/// strictly by the same parse, no string escape), and only of a body esgate read and parsed
+/// whole: the bytes sent are those the writer would have written (whitespace aside, which the
+/// backend skips as the parse did), and the request is as checked as one written out. What is sent is still esgate's body; the spans
 /// save the copy of the client's text (the 200 KB `terms` search's `query`: 6.6% of its
 /// request and a second fresh buffer as large as the body).
 #[derive(Clone, Debug, PartialEq)]

@@ -608,7 +608,8 @@ mod tests {
         let mut next = crate::testing::xorshift(0x1234_5678_9abc_def1u64);
         for _ in 0..3_000 {
             let v = random(&mut next, 0);
-            // Some spelled with whitespace and escapes, so that containers lose their source text.
+            // Some spelled with whitespace and escapes, so that containers lose their source text
+            // (the escapes: a spaced container keeps it, session 29).
             let text = if next().is_multiple_of(2) {
                 v.to_string()
             } else {

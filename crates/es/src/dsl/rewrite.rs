@@ -389,7 +389,7 @@ pub(crate) fn search_tree<'a>(
 /// repeats its panels' aggregations and time range in every search; a panel repeated per
 /// variable value differs only in its query text). Sound because `check_key` decides from the
 /// key and the value alone (no other part of the body, no state), and equal source text is an
-/// equal value: only a parsed container that kept its source text (compact, no escape) is
+/// equal value: only a parsed container that kept its source text (no escape) is
 /// held, with its key (compared as text). Only acceptances are held, so a refusal is made
 /// where and as it was. Small containers (cheaper to check than to look up)
 /// are not held, and at most [`Accepted::MAX`] entries ([`Accepted::PER_KEY`] a key), each

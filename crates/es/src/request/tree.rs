@@ -38,9 +38,32 @@
 //! shorter than sixteen bytes. (Session 11: the 2 KB parse 29.5k -> 26.5k instructions, the
 //! 200 KB `terms` body's 1.62M -> 1.32M.)
 //!
-//! A container whose source is already exactly what [`write()`] writes (compact, no escape)
-//! keeps its source text and is written by copying it; dashboard bodies are compact and mostly
-//! pass through unchanged. A parsed container cannot be changed: [`Node::open`] makes a built
+//! A container whose source holds no string escape keeps its source text and is written by
+//! copying it; dashboard bodies mostly pass through unchanged. Its text is what [`write()`]
+//! writes for it but for JSON whitespace between tokens: a compact body's is byte for byte
+//! the writer's, a spaced or pretty-printed one's (Python's `json.dumps`, `", "` and `": "`;
+//! `requests.post(json=...)`, hand-written curl bodies) is sent as the client spaced it
+//! (session 29: such a 2 KB search was written item by item, 49.8k instructions of writing
+//! where the compact one's copy took 4.7k). Whitespace is safe to send: it is the four bytes
+//! (space, tab, LF, CR) that the strict parse and the backends' parser (Jackson) both skip
+//! between tokens and never read inside a token, and the text copied is the very text the
+//! parse validated, so the backend reads the same tokens the checks read. (Jackson also
+//! skips comments there, which the strict parse refuses: none is in a kept text.) An
+//! `_msearch` line holds no LF or CR (split at LF, CR refused), so a text copied into its
+//! NDJSON cannot break a line.
+//!
+//! A string escape is not sent as the client spelled it: a container holding one keeps no
+//! text and is written item by item (its siblings keep theirs), the escape respelled as the
+//! writer spells it (session 29, decided). Jackson decodes every escape the strict parse
+//! accepts as serde_json does (the eight one-character escapes, `\/` included, and `\uXXXX`
+//! as one UTF-16 unit, a surrogate pair so making the same code point; `\u0000` is U+0000
+//! both ways); it would also take a lone surrogate, which the strict parse refuses, so no
+//! such text reaches it. Sound today, but an escape is the one spelling the backend must
+//! decode as esgate did (security.md E7, ENC-17: `\u0061ggs`), and whitespace needs no
+//! decoding; the gain is small (only the containers around an escaped string, up to the
+//! root, are written item by item), so esgate's own spelling is kept.
+//!
+//! A parsed container cannot be changed: [`Node::open`] makes a built
 //! one of its items, and only the built one is changed, so a source text never outlives a
 //! change. Entries are added deep in a parsed object (a histogram's `hard_bounds`) by
 //! `Parsed::with_added`, which makes a new parsed value in the arena, its tape and its source
@@ -53,9 +76,11 @@
 //! with `parse_strict`'s own reason (the refusal path runs `parse_strict`: refusals are rare
 //! and their messages stay one implementation's). [`write()`] escapes strings as serde_json
 //! does; a tree written and read back by serde_json equals the `Value` `parse_strict` builds
-//! from the same body. A container's kept source text is byte for byte what the writer writes
-//! for it item by item (the tests compare the two on every tree they parse, and the request
-//! path's forwarded bodies both ways). Everything in the arena is `Copy`, so owns no memory
+//! from the same body. A container's kept source text is what the writer writes for it item
+//! by item, JSON whitespace outside strings aside: the same bytes once that is taken out,
+//! and byte for byte the same when the text has none (the tests compare the two on every tree
+//! they parse, and the request path's forwarded bodies both ways, as bytes and as values);
+//! it holds no string escape. Everything in the arena is `Copy`, so owns no memory
 //! ([`Arena`]; `tests/tree_arena.rs` counts the heap around parses, changes and drops).
 
 use std::borrow::Cow;
@@ -440,9 +465,9 @@ pub(crate) struct Span {
     size: u32,
     /// Its number of items (of entries for an object).
     len: u32,
-    /// Its source text `body[start..start + raw_len]`, when [`write()`] copies it (the body
-    /// strayed nowhere in it from what the writer writes); `raw_len` 0 when not (a container's
-    /// text is at least two bytes).
+    /// Its source text `body[start..start + raw_len]`, when [`write()`] copies it (no string
+    /// escape in it: see the module doc); `raw_len` 0 when not (a container's text is at
+    /// least two bytes).
     start: u32,
     raw_len: u32,
     /// An array's: what its items all are, told as it was parsed ([`ALL_SCALARS`],
@@ -1421,10 +1446,10 @@ struct Parser<'a> {
     s: &'a [u8],
     text: &'a str,
     i: usize,
-    /// Where the body last strayed from what [`write()`] writes (0 if it has not): a
-    /// whitespace byte skipped, or an escape in a string. A container opened at `start` that
-    /// closes with `bent_at <= start` held none, and is written as its source text. A
-    /// position, not a count: only the container's start is kept while it is parsed.
+    /// Where the body last held a string escape (0 if it has not): a container opened at
+    /// `start` that closes with `bent_at <= start` held none, and is written as its source
+    /// text (whitespace between its tokens does not count: see the module doc). A position,
+    /// not a count: only the container's start is kept while it is parsed.
     bent_at: usize,
     /// The tape being written.
     toks: BumpVec<'a, Tok<'a>>,
@@ -1434,9 +1459,11 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
+    /// Past JSON's whitespace (space, tab, LF, CR: the only bytes strict JSON and the
+    /// backends' parser skip between tokens). A container's source text keeps it: whitespace
+    /// between tokens is not a change of the value (session 29).
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.i) {
-            self.bent_at = self.i;
             self.i += 1;
         }
     }
@@ -1527,8 +1554,8 @@ impl<'a> Parser<'a> {
     }
 
     /// A container's token at `at` once it has closed (`self.i` past its last byte): where
-    /// its items end, their number, and its source text if nothing in it strayed from the
-    /// writer's form (every such place is after `start`).
+    /// its items end, their number, and its source text if no string in it held an escape
+    /// (every such place is after `start`).
     #[inline(always)]
     fn close(&mut self, at: usize, start: usize, len: u32, items: u8, kind: fn(Span) -> Tok<'a>) {
         let raw_len = if self.bent_at <= start {
@@ -2496,7 +2523,8 @@ fn first_special(w: u64) -> Option<(usize, bool)> {
 }
 
 /// Writes `node` as compact JSON (serde_json's string escapes; numbers as their text). A
-/// parsed container that kept its source text is copied: the same bytes.
+/// parsed container that kept its source text is copied: the same bytes, but for the JSON
+/// whitespace between tokens a spaced body's text holds (see the module doc).
 pub fn write(node: &Node<'_>, out: &mut Vec<u8>) {
     #[cfg(test)]
     if tests::SPANS_OFF.with(std::cell::Cell::get) {
@@ -2506,7 +2534,8 @@ pub fn write(node: &Node<'_>, out: &mut Vec<u8>) {
 }
 
 /// [`write()`] for a tree built from a parse of `source` (a request's body): a built object's
-/// entries that are still as they stand in `source`, compact, are copied from it, a run of
+/// entries that are still as they stand in `source`, `"key":value` (the value's own text may
+/// be spaced), are copied from it, a run of
 /// entries that stand there side by side in one copy (issue 10, goal 6: a search's rewritten
 /// top level was written key by key, each key through `write_str`). Only the outermost
 /// object is written so (the one a rewrite opens); below it, as [`write()`]. The same bytes as
@@ -2605,8 +2634,10 @@ fn write_from_with<C: Copies>(node: &Node<'_>, source: &[u8], out: &mut Vec<u8>,
     for (k, v) in entries.iter() {
         let at = entry_source(source, k, v);
         if let (Some((start, end)), Some((from, to))) = (at, run) {
-            // Next to the run in the source, past its comma: the run goes on.
-            if start == to + 1 && source.get(to) == Some(&b',') {
+            // Next to the run in the source, past its comma (and the whitespace around it in
+            // a spaced body): the run goes on.
+            if (start == to + 1 && source.get(to) == Some(&b',')) || spaced_comma(source, to, start)
+            {
                 run = Some((from, end));
                 continue;
             }
@@ -2639,8 +2670,36 @@ fn write_from_with<C: Copies>(node: &Node<'_>, source: &[u8], out: &mut Vec<u8>,
     out.push(b'}');
 }
 
-/// Where the entry `key: value` stands in `source` exactly as [`write()`] writes it (`"key":`
-/// and the value, nothing between): `source[start..end]`. `None` when it does not, or cannot
+/// Whether `source[to..start]` is a comma with JSON whitespace around it (an object's
+/// separator in a spaced body, `, `): two entries of one object side by side. Apart: a compact
+/// body's entries are told by one look (`,` alone). Reads only up to the first byte that is
+/// neither: a compact body's run is broken where a rewritten entry stood, and a check that read
+/// all the text between (a split at commas) cost the compact 2 KB search's write 280
+/// instructions.
+#[cold]
+#[inline(never)]
+fn spaced_comma(source: &[u8], to: usize, start: usize) -> bool {
+    let ws = |i: usize| matches!(source.get(i), Some(b' ' | b'\t' | b'\n' | b'\r'));
+    if start <= to {
+        return false;
+    }
+    let mut i = to;
+    while ws(i) {
+        i += 1;
+    }
+    if source.get(i) != Some(&b',') {
+        return false;
+    }
+    i += 1;
+    while i < start && ws(i) {
+        i += 1;
+    }
+    i == start
+}
+
+/// Where the entry `key: value` stands in `source` as [`write()`] writes it (`"key":` and the
+/// value) but for JSON whitespace between the colon and the value (a spaced body's `": "`,
+/// session 29): `source[start..end]`. `None` when it does not, or cannot
 /// be told to. A key or value stands in `source` when its text is borrowed from it (the
 /// parser borrows a string from the body only when it has no escape, and always the whole
 /// string between its quotes: such a string is written as its quotes around it); a scalar's
@@ -2648,41 +2707,66 @@ fn write_from_with<C: Copies>(node: &Node<'_>, source: &[u8], out: &mut Vec<u8>,
 /// container's source text is what [`write()`] copies for it.
 #[inline]
 fn entry_source(source: &[u8], key: &str, value: &Node<'_>) -> Option<(usize, usize)> {
-    let base = source.as_ptr() as usize;
-    // The place in `source` of a text that is a part of it.
-    let place = |text: &[u8]| {
-        let at = (text.as_ptr() as usize).checked_sub(base)?;
-        (at < source.len()).then_some(at)
-    };
-    let start = place(key.as_bytes())?.checked_sub(1)?;
-    // The value's first byte.
+    let start = place(source, key.as_bytes())?.checked_sub(1)?;
+    // The value's first byte in a compact body.
     let v = start + key.len() + 3;
     if source.get(start) != Some(&b'"') || source.get(v - 2..v) != Some(b"\":") {
         return None;
     }
-    let end = match value {
+    let end = match value_end(source, v, value) {
+        Some(end) => end,
+        None => spaced_value_end(source, v, value)?,
+    };
+    (end <= source.len()).then_some((start, end))
+}
+
+/// The place in `source` of a text that is a part of it.
+#[inline(always)]
+fn place(source: &[u8], text: &[u8]) -> Option<usize> {
+    let at = (text.as_ptr() as usize).checked_sub(source.as_ptr() as usize)?;
+    (at < source.len()).then_some(at)
+}
+
+/// Where `value` ends in `source` when it starts at `v` ([`entry_source`]).
+#[inline(always)]
+fn value_end(source: &[u8], v: usize, value: &Node<'_>) -> Option<usize> {
+    match value {
         Node::Parsed(p) => {
             let raw = p.raw()?;
-            (place(raw)? == v).then_some(v + raw.len())?
+            (place(source, raw)? == v).then_some(v + raw.len())
         }
         Node::Number(Cow::Borrowed(text)) => {
-            (place(text.as_bytes())? == v).then_some(v + text.len())?
+            (place(source, text.as_bytes())? == v).then_some(v + text.len())
         }
         Node::String(Cow::Borrowed(s)) => {
             let end = v + s.len() + 2;
-            let quoted = place(s.as_bytes())? == v + 1
+            let quoted = place(source, s.as_bytes())? == v + 1
                 && source.get(v) == Some(&b'"')
                 && source.get(end - 1) == Some(&b'"');
-            quoted.then_some(end)?
+            quoted.then_some(end)
         }
         Node::Bool(b) => {
             let text: &[u8] = if *b { b"true" } else { b"false" };
-            (source.get(v..v + text.len()) == Some(text)).then_some(v + text.len())?
+            (source.get(v..v + text.len()) == Some(text)).then_some(v + text.len())
         }
-        Node::Null => (source.get(v..v + 4) == Some(b"null")).then_some(v + 4)?,
-        _ => return None,
-    };
-    (end <= source.len()).then_some((start, end))
+        Node::Null => (source.get(v..v + 4) == Some(b"null")).then_some(v + 4),
+        _ => None,
+    }
+}
+
+/// [`value_end`] past the JSON whitespace at `v` (a spaced body's `": "`, session 29); `None`
+/// when there is none. Apart: a compact body's entries are found without it.
+#[cold]
+#[inline(never)]
+fn spaced_value_end(source: &[u8], mut v: usize, value: &Node<'_>) -> Option<usize> {
+    let from = v;
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = source.get(v) {
+        v += 1;
+    }
+    if v == from {
+        return None;
+    }
+    value_end(source, v, value)
 }
 
 /// [`write()`]; with `SPANS` false, every container written item by item (the tests' reference:

@@ -425,8 +425,9 @@ fn the_tree_is_edited_as_serde_json_is() {
 /// way before) and of the serde path, written whole or item by item, on Grafana's and
 /// Dashboards' shapes, a numeric histogram with fractional and negative bounds, bounds before
 /// 1970, nested histograms, several in one body (beside ones that fill nothing), under
-/// `aggregations`; spelled compactly (the text kept and written whole), with whitespace or with
-/// an escaped key (no text kept: written item by item, the same bytes). The checks after the
+/// `aggregations`; spelled compactly or with whitespace (the text kept, the bounds spliced in,
+/// written whole: the same bytes but for the client's whitespace, session 29) or with an
+/// escaped key (no text kept: written item by item, the same bytes). The checks after the
 /// fill read the bounds: a second plan finds every histogram bounded, and `max_buckets` counts
 /// them as on the serde path.
 #[test]
@@ -525,20 +526,21 @@ fn hard_bounds_are_spliced_into_the_source_text() {
             let Node::Parsed(aggs) = aggs else {
                 panic!("opened: {text}")
             };
-            if text == compact {
+            // Without an escape (compact, pretty or spaced: session 29), the text is kept and
+            // the bounds spliced in: the serde path's bytes, but for the client's whitespace.
+            if !text.contains('\\') {
                 let written = serde_json::to_string(&serde["aggs"].as_object().map_or_else(
                     || serde["aggregations"].clone(),
                     |a| Value::Object(a.clone()),
                 ))
                 .unwrap();
-                assert_eq!(
-                    std::str::from_utf8(aggs.raw().expect("its text kept")).unwrap(),
-                    written
-                );
+                let raw = aggs.raw().expect("its text kept");
+                tree::tests::writes_as(raw, written.as_bytes(), &text);
                 kept += 1;
             }
-            // Written whole (from the source), item by item, and the way before: the same
-            // bytes, the serde path's.
+            // Written whole (from the source), item by item, and the way before: the serde
+            // path's bytes (a spaced text's copies but for their whitespace; the same bytes
+            // from a compact one).
             let mut from = Vec::new();
             tree::write_from(&node, text.as_bytes(), &mut from);
             let mut before = Vec::new();
@@ -547,9 +549,14 @@ fn hard_bounds_are_spliced_into_the_source_text() {
             let mut items = Vec::new();
             tree::write(&node, &mut items);
             tree::tests::SPANS_OFF.with(|s| s.set(false));
-            for written in [&from, &before, &items] {
-                assert_eq!(String::from_utf8_lossy(written), serde_text, "{text}");
+            for written in [&from, &before] {
+                tree::tests::writes_as(written, serde_text.as_bytes(), &text);
             }
+            if text == compact {
+                assert_eq!(String::from_utf8_lossy(&from), serde_text, "{text}");
+                assert_eq!(String::from_utf8_lossy(&before), serde_text, "{text}");
+            }
+            assert_eq!(String::from_utf8_lossy(&items), serde_text, "{text}");
             let Node::Object(entries) = &node else {
                 unreachable!()
             };
@@ -566,7 +573,7 @@ fn hard_bounds_are_spliced_into_the_source_text() {
             assert_eq!(tree_count, serde_count, "{text}");
         }
     }
-    assert_eq!(kept, 7);
+    assert_eq!(kept, 21);
 }
 
 /// An interval in a fraction of a millisecond (`1999999nanos`, `1999micros`, the deprecated

@@ -53,26 +53,71 @@ fn written_without_spans(node: &Node<'_>) -> Vec<u8> {
     out
 }
 
-/// Every container of `node` that kept its source text kept exactly the bytes the writer
-/// writes for it, and [`write()`] writes the same bytes as the writer without source text.
+/// `json` without the JSON whitespace (space, tab, LF, CR) outside its strings: a kept source
+/// text so squeezed is the writer's bytes (session 29). Strings are told by their quotes, an
+/// escaped quote (after an odd run of backslashes) not ending one.
+pub(crate) fn squeezed(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let (mut inside, mut escaped) = (false, false);
+    for &b in json {
+        if inside {
+            match (escaped, b) {
+                (false, b'\\') => escaped = true,
+                (false, b'"') => inside = false,
+                _ => escaped = false,
+            }
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            continue;
+        } else if b == b'"' {
+            inside = true;
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// Whether `json` holds no JSON whitespace outside its strings (a compact text).
+pub(crate) fn is_compact(json: &[u8]) -> bool {
+    squeezed(json).len() == json.len()
+}
+
+/// `text` (a kept source text, or a body written from them) is what the writer writes
+/// (`written`) but for JSON whitespace between tokens: the same bytes squeezed, the very same
+/// bytes when it has no whitespace, and (so that no whitespace stands inside a token, `tr ue`
+/// or `1 2` squeezed into one) JSON that serde_json parses to `written`'s value.
+pub(crate) fn writes_as(text: &[u8], written: &[u8], shown: &str) {
+    assert_eq!(
+        String::from_utf8_lossy(&squeezed(text)),
+        String::from_utf8_lossy(written),
+        "{shown}"
+    );
+    if is_compact(text) {
+        assert_eq!(text, written, "{shown}");
+    } else {
+        let a: Value = serde_json::from_slice(text).unwrap_or_else(|e| panic!("{e}: {shown}"));
+        let b: Value = serde_json::from_slice(written).unwrap_or_else(|e| panic!("{e}: {shown}"));
+        assert_eq!(a, b, "{shown}");
+    }
+}
+
+/// Every container of `node` that kept its source text kept what the writer writes for it but
+/// for whitespace between tokens ([`writes_as`]: byte for byte in a compact body), and no
+/// escape; [`write()`] writes the same as the writer without source text, so compared.
 fn spans_are_what_the_writer_writes(node: &Node<'_>, shown: &str) {
     fn walk(n: &Node<'_>, shown: &str) {
         let Some((raw, children)) = parts(n) else {
             return;
         };
         if let Some(raw) = raw {
-            assert_eq!(
-                String::from_utf8_lossy(raw),
-                String::from_utf8_lossy(&written_without_spans(n)),
-                "{shown}"
-            );
+            writes_as(raw, &written_without_spans(n), shown);
+            assert!(!raw.contains(&b'\\'), "{shown}");
         }
         children.iter().for_each(|c| walk(c, shown));
     }
     walk(node, shown);
     let mut out = Vec::new();
     write(node, &mut out);
-    assert_eq!(out, written_without_spans(node), "{shown}");
+    writes_as(&out, &written_without_spans(node), shown);
 }
 
 /// The containers of `node` in pre-order: whether each kept its source text.
@@ -169,7 +214,12 @@ fn agrees(input: &[u8]) {
             let back: Value = serde_json::from_slice(&out).expect("written JSON parses");
             assert_eq!(back, value, "{shown}");
             if only_integers(&node) {
-                assert_eq!(out, serde_json::to_vec(&value).unwrap(), "{shown}");
+                // Byte for byte from a compact body; a spaced one's copied texts keep its
+                // whitespace (session 29).
+                writes_as(&out, &serde_json::to_vec(&value).unwrap(), &shown);
+                if is_compact(input) {
+                    assert_eq!(out, serde_json::to_vec(&value).unwrap(), "{shown}");
+                }
             }
         }
         (Err(a), Err(b)) => assert_eq!(a, b, "{shown}"),
@@ -735,39 +785,54 @@ fn reborrow_is_the_same_tree_with_borrowed_strings() {
     }
 }
 
-/// Which containers keep their source text (issue 10, goal 6): exactly those the writer would
-/// write byte for byte as they came (compact, no escape in any string or key), whatever their
-/// numbers, characters or nesting; written, the same bytes as the writer without source text.
+/// Which containers keep their source text (issue 10, goal 6; session 29): exactly those with
+/// no escape in any string or key, compact or spaced (whitespace between any tokens: space,
+/// tab, LF, CR), whatever their numbers, characters or nesting; written, what the writer
+/// writes without source text but for that whitespace (the same bytes for a compact one).
 #[test]
-fn compact_containers_keep_their_source_text() {
+fn containers_without_escapes_keep_their_source_text() {
     let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
     let deep_obj = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
     let cases: Vec<(String, Vec<bool>)> = vec![
         (r#"{"a":[1,{}],"b":"x"}"#.into(), vec![true, true, true]),
-        (r#"{"a":[1, {}],"b":"x"}"#.into(), vec![false, false, true]),
-        (r#"{"a":[1,{ }],"b":"x"}"#.into(), vec![false, false, false]),
-        ("{\"a\":[1,{}]\n}".into(), vec![false, true, true]),
-        ("{\"a\":[1,{}],\t\"b\":[]}".into(), vec![false, true, true, true]),
+        (r#"{"a":[1, {}],"b":"x"}"#.into(), vec![true, true, true]),
+        (r#"{"a":[1,{ }],"b":"x"}"#.into(), vec![true, true, true]),
+        ("{\"a\":[1,{}]\n}".into(), vec![true, true, true]),
+        ("{\"a\":[1,{}],\t\"b\":[]}".into(), vec![true, true, true, true]),
         (" \r\n{\"a\":[1,{}]}\n ".into(), vec![true, true, true]),
+        (
+            "{ \"a\" : [ 1 , { } ] ,\r\n\t\"b\" :\n\"x\" , \"c\":[ \"d\" , \"e\" ] }".into(),
+            vec![true, true, true, true],
+        ),
         (r#"{"a\n":[1,{}]}"#.into(), vec![false, true, true]),
         (r#"{"a":["\u00e9"],"b":{}}"#.into(), vec![false, false, true]),
         (r#"{"a":{"b":"\/"},"c":{"d":"x/y"}}"#.into(), vec![false, false, true]),
         (r#"{"a":{"b":"\\"},"c":["\""]}"#.into(), vec![false, false, false]),
+        // Escapes in a spaced body: the containers around them keep no text, the others do.
+        (
+            "{\n  \"a\": [1, \"\\u00e9\"],\n  \"b\": {\"c\": [2, 3]}\n}".into(),
+            vec![false, false, true, true],
+        ),
         ("{\"a\":[\"é😀\",\"a\u{7f}b\"],\"b\":{\"ü\":\"日本\"}}".into(), vec![true, true, true]),
+        ("{\"a\": [\"é😀\", \"a\u{7f}b\"], \"b\": {\"ü\": \"日 本\"}}".into(), vec![true, true, true]),
         (
             r#"[1.5e3,-0,1E+2,0.000,-1.7976931348623157e308,5e-324,18446744073709551616,-9223372036854775809,1e-400]"#.into(),
             vec![true],
         ),
+        (r#"[1.5e3 , -0,	1E+2 ,0.000]"#.into(), vec![true]),
         (format!("[{},0.{}]", "9".repeat(300), "9".repeat(400)), vec![true]),
         ("[true,false,null,\"\",[],{}]".into(), vec![true, true, true]),
+        ("[ true , false , null , \"\" , [ ] , { } ]".into(), vec![true, true, true]),
         ("[[[[]]],{\"a\":{\"b\":{}}}]".into(), vec![true; 7]),
-        ("[[[[ ]]],{\"a\":{\"b\":{}}}]".into(), vec![false, false, false, false, true, true, true]),
+        ("[[[[ ]]],{\"a\":{\"b\":{}}}]".into(), vec![true; 7]),
         (deep(64), vec![true; 64]),
         (deep_obj(64), vec![true; 64]),
-        (format!("{}[ ]{}", "[".repeat(63), "]".repeat(63)), vec![false; 64]),
+        (format!("{}[ ]{}", "[".repeat(63), "]".repeat(63)), vec![true; 64]),
+        (format!("{}[\"\\t\"]{}", "[ ".repeat(63), " ]".repeat(63)), vec![false; 64]),
         ("{}".into(), vec![true]),
         ("[]".into(), vec![true]),
-        ("{ }".into(), vec![false]),
+        ("{ }".into(), vec![true]),
+        ("[\n]".into(), vec![true]),
         ("\"s\"".into(), vec![]),
     ];
     for (body, expected) in &cases {
@@ -778,11 +843,55 @@ fn compact_containers_keep_their_source_text() {
         agrees(body.as_bytes());
         let mut out = Vec::new();
         write(&node, &mut out);
-        // A compact body is its own canonical form: written back unchanged.
+        // A body whose top container keeps its text is written back as the client sent it
+        // (without the whitespace around it): a compact one is its own canonical form, a
+        // spaced one is sent spaced.
         if expected.first() == Some(&true) {
             assert_eq!(String::from_utf8_lossy(&out), body.trim(), "{body}");
         }
     }
+}
+
+/// Session 29: a spaced (pretty-printed) body keeps its containers' text until a rewrite opens
+/// one: the opened containers are written by the writer (compact, the change in), never as
+/// their old text, and the untouched ones inside them as the client spaced them.
+#[test]
+fn a_spaced_container_opened_by_a_rewrite_loses_its_text() {
+    let body = "{\n  \"query\": {\n    \"match\": {\"m\": \"x\"}\n  },\n  \"aggs\": {\"a\": {\"terms\": {\"field\": \"f\", \"size\": 5}}}\n}";
+    let arena = Arena::default();
+    let mut node = parse(body.as_bytes(), &arena).unwrap();
+    assert_eq!(spans(&node), vec![true; 6]);
+    let mut out = Vec::new();
+    write(&node, &mut out);
+    assert_eq!(String::from_utf8_lossy(&out), body);
+    node.open();
+    let Node::Object(top) = &mut node else {
+        panic!("object")
+    };
+    let query = &mut top.make_mut()[0].1;
+    query.open();
+    let Node::Object(q) = query else {
+        panic!("query")
+    };
+    q.make_mut()[0].1 = Node::object(vec![(Cow::Borrowed("term"), Node::Null)]);
+    let mut out = Vec::new();
+    write(&node, &mut out);
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "{\"query\":{\"match\":{\"term\":null}},\"aggs\":{\"a\": {\"terms\": {\"field\": \"f\", \"size\": 5}}}}"
+    );
+    assert_eq!(spans(&node), vec![false, false, false, true, true, true]);
+    spans_are_what_the_writer_writes(&node, body);
+    // Opened and left as it was: still written by the writer, compact.
+    let arena = Arena::default();
+    let mut node = parse(body.as_bytes(), &arena).unwrap();
+    node.open();
+    let mut out = Vec::new();
+    write(&node, &mut out);
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "{\"query\":{\n    \"match\": {\"m\": \"x\"}\n  },\"aggs\":{\"a\": {\"terms\": {\"field\": \"f\", \"size\": 5}}}}"
+    );
 }
 
 /// A change deep inside a compact body, made through `open` at every level: every container
@@ -861,7 +970,8 @@ fn a_deep_change_is_written_and_untouched_siblings_keep_their_text() {
 /// as it is, its entries reversed, rotated, one removed the serde way, a built one added, its
 /// values moved under other keys, some replaced by owned copies, and entries of another body
 /// of the same buffer (an `_msearch` line's neighbour) put among them: byte for byte the same,
-/// whatever of it stands in the source.
+/// whatever of it stands in the source, when both bodies are compact; else the same but for
+/// the whitespace of the spaced texts copied ([`writes_as`]).
 #[test]
 fn source_text_writes_as_the_writer() {
     let picked = [
@@ -930,15 +1040,17 @@ fn source_text_writes_as_the_writer() {
             mixed.insert((2 * i).min(mixed.len()), entry);
         }
         edits.push(mixed);
+        // Both bodies compact: byte for byte the writer's (session 29: else the same but for
+        // the whitespace the spaced texts copied hold).
+        let compact = is_compact(source) && is_compact(neighbour);
         for edit in edits {
             let node = Node::object(edit);
             let mut out = Vec::new();
             write_from(&node, source, &mut out);
-            assert_eq!(
-                String::from_utf8_lossy(&out),
-                String::from_utf8_lossy(&written_without_spans(&node)),
-                "{text}"
-            );
+            writes_as(&out, &written_without_spans(&node), text);
+            if compact {
+                assert_eq!(out, written_without_spans(&node), "{text}");
+            }
             // Session 20: with its source texts as spans, whatever their least length, the
             // same bytes joined.
             for min in [1, 9, 64, crate::SPAN_MIN] {
@@ -976,8 +1088,8 @@ fn joined_spans(node: &Node<'_>, source: &[u8], min: usize) -> Vec<u8> {
 /// [`write_from_spans`] takes as spans exactly the source texts the writer copies (a parsed
 /// container's kept text, a run of top-level entries) of the least length or more, nothing of
 /// esgate's own (the token's shared clauses), and joins back to [`write_from`]'s bytes: a
-/// compact body, a spaced one (its containers keep no text: no span), one of escapes and
-/// unicode, and a container beside a built one.
+/// compact body, a spaced one (its containers' spaced texts are spans too, session 29), one of
+/// escapes and unicode, and a container beside a built one.
 #[test]
 fn spans_are_the_source_texts_the_writer_copies() {
     let compact = r#"{"query":{"terms":{"user.id":["a","b","c"]}},"size":10,"sort":["x"]}"#;
@@ -1023,30 +1135,56 @@ fn spans_are_the_source_texts_the_writer_copies() {
     ] {
         let arena = Arena::default();
         let tree = parse(text.as_bytes(), &arena).unwrap();
-        for min in [1, 2, 16] {
-            assert_eq!(
-                String::from_utf8_lossy(&joined_spans(&tree, text.as_bytes(), min)),
-                String::from_utf8_lossy(&written_without_spans(&tree)),
-                "{text}"
-            );
-            let opened = Node::object(tree.clone().into_entries().unwrap());
-            assert_eq!(
-                String::from_utf8_lossy(&joined_spans(&opened, text.as_bytes(), min)),
-                String::from_utf8_lossy(&written_without_spans(&opened)),
-                "{text}"
-            );
+        let opened = Node::object(tree.clone().into_entries().unwrap());
+        for node in [&tree, &opened] {
+            let mut whole = Vec::new();
+            write_from(node, text.as_bytes(), &mut whole);
+            writes_as(&whole, &written_without_spans(node), text);
+            for min in [1, 2, 16] {
+                assert_eq!(
+                    String::from_utf8_lossy(&joined_spans(node, text.as_bytes(), min)),
+                    String::from_utf8_lossy(&whole),
+                    "{text}"
+                );
+            }
         }
     }
-    // A spaced body's containers keep no source text: nothing to take.
+    // A spaced body's containers keep their text (session 29): the whole body is one span,
+    // and opened, its entries' values are, as the client spaced them.
     let spaced = r#"{"query": {"terms": {"user.id": ["a", "b"]}}, "size": 10}"#;
     let arena = Arena::default();
     let tree = parse(spaced.as_bytes(), &arena).unwrap();
     let mut out = Vec::new();
-    assert!(write_from_spans(&tree, spaced.as_bytes(), 1, &mut out).is_empty());
+    let spans = write_from_spans(&tree, spaced.as_bytes(), 1, &mut out);
+    assert_eq!(out, b"");
+    assert_eq!(
+        spans,
+        [crate::SourceSpan {
+            at: 0,
+            from: 0,
+            len: spaced.len()
+        }]
+    );
+    let opened = Node::object(tree.into_entries().unwrap());
+    let mut out = Vec::new();
+    let spans = write_from_spans(&opened, spaced.as_bytes(), 8, &mut out);
+    let texts: Vec<&str> = spans
+        .iter()
+        .map(|s| &spaced[s.from..s.from + s.len])
+        .collect();
+    assert_eq!(
+        texts,
+        [r#""query": {"terms": {"user.id": ["a", "b"]}}, "size": 10"#]
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&joined_spans(&opened, spaced.as_bytes(), 8)),
+        r#"{"query": {"terms": {"user.id": ["a", "b"]}}, "size": 10}"#
+    );
 }
 
 /// [`entry_source`] finds every entry of a compact object in its source and none of a spaced
-/// one's (the runs `write_from` copies are taken, not only allowed).
+/// one's but an entry spelled compactly around a value's kept text (the runs `write_from`
+/// copies are taken, not only allowed).
 #[test]
 fn compact_entries_stand_in_their_source() {
     let compact = r#"{"a":1,"b":"x","c":true,"d":null,"e":[1],"f":{"g":false},"h":false}"#;
@@ -1077,9 +1215,77 @@ fn compact_entries_stand_in_their_source() {
         .unwrap()
         .into_entries()
         .unwrap();
-    for (k, v) in &entries {
-        assert_eq!(entry_source(spaced.as_bytes(), k, v), None, "{k}");
+    // Session 29: whitespace after the colon, and a value's kept (spaced) text, are taken;
+    // whitespace before the colon, an escaped key or value are not.
+    let found: Vec<Option<&str>> = entries
+        .iter()
+        .map(|(k, v)| entry_source(spaced.as_bytes(), k, v).map(|(s, e)| &spaced[s..e]))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            Some(r#""a": 1"#),
+            None,
+            Some(r#""c": true"#),
+            Some(r#""d":[1, 2]"#),
+            None,
+            None
+        ]
+    );
+    let pretty = "{\n  \"a\":\n\t\"x\",\n  \"b\": {\"c\": null},\r\n  \"d\": \t-1.5e3 }";
+    let entries = parse(pretty.as_bytes(), &arena)
+        .unwrap()
+        .into_entries()
+        .unwrap();
+    let found: Vec<&str> = entries
+        .iter()
+        .map(|(k, v)| {
+            let (start, end) = entry_source(pretty.as_bytes(), k, v).expect("stands in it");
+            &pretty[start..end]
+        })
+        .collect();
+    assert_eq!(
+        found,
+        ["\"a\":\n\t\"x\"", r#""b": {"c": null}"#, "\"d\": \t-1.5e3"]
+    );
+    // Side by side with a comma and whitespace between: one run.
+    let mut out = Vec::new();
+    write_from(&Node::object(entries), pretty.as_bytes(), &mut out);
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "{\"a\":\n\t\"x\",\n  \"b\": {\"c\": null},\r\n  \"d\": \t-1.5e3}"
+    );
+}
+
+/// [`spaced_comma`] takes a comma with any JSON whitespace around it, and nothing else: no
+/// other byte, not two commas, not none.
+#[test]
+fn spaced_commas_are_one_comma_and_whitespace() {
+    for (between, joins) in [
+        (",", true),
+        (", ", true),
+        (" ,", true),
+        ("\r\n\t ,\n  ", true),
+        ("", false),
+        (" ", false),
+        (",,", false),
+        (", ,", false),
+        (",}", false),
+        ("},", false),
+        (", x", false),
+        ("\u{b},", false),
+        ("\u{c},", false),
+    ] {
+        let source = format!("1{between}2");
+        let end = source.len() - 1;
+        assert_eq!(
+            spaced_comma(source.as_bytes(), 1, end),
+            joins,
+            "{between:?}"
+        );
     }
+    assert!(!spaced_comma(b"1,2", 2, 1));
+    assert!(!spaced_comma(b"1,2", 1, 9));
 }
 
 /// A shared container (the token's clauses in every search, issue 10) reads and writes as the
@@ -2112,9 +2318,10 @@ fn object_paths(v: &Value, path: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
     }
 }
 
-/// Session 28 (perf28a): [`Parsed::with_added`] on random objects, compact (their source text
-/// kept: the entries' text is put in it) and spaced or with escaped keys (no text kept where
-/// an entry goes: written item by item), the entries put in random objects of each (the top
+/// Session 28 (perf28a): [`Parsed::with_added`] on random objects, compact or pretty-printed
+/// (their source text kept: the entries' text is put in it, session 29 for the pretty ones)
+/// and with escaped keys (no text kept where an entry goes: written item by item), the
+/// entries put in random objects of each (the top
 /// one, empty ones, nested ones, several side by side): the new value reads as serde_json's
 /// value with the entries inserted, in every representation `J` reads; its tape is whole;
 /// every text it kept is what the writer writes for it; and it writes the bytes of the
@@ -2228,11 +2435,17 @@ fn added_entries_read_and_write_as_set_ones() {
         let (mut written, mut before) = (Vec::new(), Vec::new());
         write(&node, &mut written);
         write(&reference, &mut before);
+        // The same bytes but for the whitespace of a pretty-printed text (session 29: it keeps
+        // its text, and the entries are spliced into it; the containers opened are written
+        // compact).
         assert_eq!(
-            String::from_utf8_lossy(&written),
-            String::from_utf8_lossy(&before),
+            String::from_utf8_lossy(&squeezed(&written)),
+            String::from_utf8_lossy(&squeezed(&before)),
             "{shown}"
         );
+        if is_compact(text.as_bytes()) {
+            assert_eq!(written, before, "{shown}");
+        }
         if p.raw().is_some() {
             assert_eq!(new.raw(), Some(&written[..]), "{shown}");
             kept += 1;
