@@ -1682,20 +1682,26 @@ async fn enforce(
         )
     };
     let budget = &app.body_budget;
-    let (checked, hold, noted) = metered_noting(budget, raw, hold, |meter| prepare(plan, meter));
+    let (checked, mut hold, noted) =
+        metered_noting(budget, raw, hold, |meter| prepare(plan, meter));
     // Refused room while others hold the budget: in line (`metered_in_line`), planned again
-    // for each run (boxed: the common path's future stays as it was).
-    let (prepared, hold) = match settled(raw, checked, hold, &noted, 0) {
-        Ok(done) => done,
-        Err(refused) => {
+    // for each run (boxed: the common path's future stays as it was). The prepared request
+    // stays where the check put it (`settle` only reads it: moving it through was three copies
+    // of its 824 bytes a request).
+    let prepared = match (settle(raw, &checked, &mut hold, &noted, 0), checked) {
+        (Some(room), Err(rejection)) => {
             let again = |meter: &es::memory::Meter<'_>| {
                 prepare(
                     es::plan(&head, &scope)?.searches_at_most(max_searches),
                     meter,
                 )
             };
-            Box::pin(check_in_line(budget, raw, refused, again)).await
+            let refused = (rejection, hold, room);
+            let (prepared, grown) = Box::pin(check_in_line(budget, raw, refused, again)).await;
+            hold = grown;
+            prepared
         }
+        (_, checked) => checked,
     };
     let prepared = prepared?;
     let searches = prepared.msearch_searches();
@@ -1860,11 +1866,13 @@ async fn metered_in_line<T>(
     hold: BudgetHold,
     mut check: impl FnMut(&es::memory::Meter<'_>) -> Result<T, es::Rejection>,
 ) -> (Result<T, es::Rejection>, BudgetHold) {
-    let (checked, hold, noted) = metered_noting(budget, raw, hold, &mut check);
-    match settled(raw, checked, hold, &noted, 0) {
-        Ok(done) => done,
+    let (checked, mut hold, noted) = metered_noting(budget, raw, hold, &mut check);
+    match (settle(raw, &checked, &mut hold, &noted, 0), checked) {
         // Boxed: the common path's future stays as small as without the line.
-        Err(refused) => Box::pin(check_in_line(budget, raw, refused, check)).await,
+        (Some(room), Err(rejection)) => {
+            Box::pin(check_in_line(budget, raw, (rejection, hold, room), check)).await
+        }
+        (_, checked) => (checked, hold),
     }
 }
 
@@ -1893,38 +1901,37 @@ async fn check_in_line<T>(
         {
             return (Err(rejection), hold);
         }
-        let (checked, grown, noted) = metered_noting(budget, raw, hold, &mut check);
-        match settled(raw, checked, grown, &noted, room) {
-            Ok(done) => return done,
-            Err(again) => (rejection, hold, room) = again,
+        let (checked, mut grown, noted) = metered_noting(budget, raw, hold, &mut check);
+        match (settle(raw, &checked, &mut grown, &noted, room), checked) {
+            (Some(again), Err(refused)) => (rejection, hold, room) = (refused, grown, again),
+            (_, checked) => return (checked, grown),
         }
     }
 }
 
-/// A check's run, done (passed, its room granted and not used given back, or refused otherwise
-/// than for room), or refused room past `waited_for` (`Err`).
-fn settled<T>(
+/// A check's run, settled: passed, its room granted and not used given back (`None`); refused
+/// for want of room past `waited_for`, the room it was refused (`Some`: only for a `Busy`
+/// rejection); refused otherwise, `None`. Reads the check's outcome without taking it.
+fn settle<T>(
     raw: usize,
-    checked: Result<T, es::Rejection>,
-    mut hold: BudgetHold,
+    checked: &Result<T, es::Rejection>,
+    hold: &mut BudgetHold,
     noted: &Noted,
     waited_for: usize,
-) -> Result<(Result<T, es::Rejection>, BudgetHold), RefusedRoom> {
+) -> Option<usize> {
     match checked {
-        Ok(value) => {
+        Ok(_) => {
             // Room granted and not used goes back, for the others (an 8 MiB search held
             // 24 MiB, where its body and what its checks keep are 16).
             let keeps = raw.saturating_add(noted.used);
             if hold.bytes().saturating_sub(keeps) >= UNUSED_GRANT_KEPT {
                 hold.keep(keeps);
             }
-            Ok((Ok(value), hold))
+            None
         }
         Err(e) => match noted.busy {
-            Some(room) if e.kind == es::RejectKind::Busy && room > waited_for => {
-                Err((e, hold, room))
-            }
-            _ => Ok((Err(e), hold)),
+            Some(room) if e.kind == es::RejectKind::Busy && room > waited_for => Some(room),
+            _ => None,
         },
     }
 }
