@@ -25,6 +25,9 @@ pub struct Head<'a> {
     pub content_type: Option<&'a HeaderValue>,
     pub content_encoding: Option<&'a HeaderValue>,
     pub accept: Option<&'a HeaderValue>,
+    /// The first `Accept-Encoding` value, which `upstream_request::from_permit` passes on
+    /// (perf29c: its map lookup, and `Content-Type`'s, about 235 instructions a request).
+    pub accept_encoding: Option<&'a HeaderValue>,
 }
 
 /// Checks the request head before anything else looks at it. One pass over the headers counts
@@ -76,6 +79,8 @@ fn check_head<'a>(
             encodings += 1;
         } else if *name == header::ACCEPT {
             head.accept.get_or_insert(value);
+        } else if *name == header::ACCEPT_ENCODING {
+            head.accept_encoding.get_or_insert(value);
         } else if *name == header::TRANSFER_ENCODING {
             te_first.get_or_insert(value);
             te += 1;

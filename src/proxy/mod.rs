@@ -820,7 +820,7 @@ pub(crate) async fn decide(
                 permit,
                 client_body.as_ref(),
                 accept,
-                &parts.headers,
+                head,
                 forwarding,
             )?;
             Ok(Decided::Forward(Forward {
