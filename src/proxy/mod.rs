@@ -1686,13 +1686,14 @@ async fn enforce(
     };
     let budget = &app.body_budget;
     let (mut hold, mut noted) = (hold, Noted::default());
-    let mut checked = metered_in(budget, raw, &mut hold, &mut noted, |meter| prepare(plan, meter));
+    let mut checked = metered_in(budget, raw, &mut hold, &mut noted, |meter| {
+        prepare(plan, meter)
+    });
     // Refused room while others hold the budget: in line (`metered_in_line`), planned again
     // for each run (boxed: the common path's future stays as it was). The prepared request
     // stays where the check put it (`settle` only reads it: moving it through was three copies
     // of its 824 bytes a request, perf29c).
-    if let (Some(room), Err(rejection)) = (settle(raw, &checked, &mut hold, &noted, 0), &checked)
-    {
+    if let (Some(room), Err(rejection)) = (settle(raw, &checked, &mut hold, &noted, 0), &checked) {
         let refused = (rejection.clone(), std::mem::take(&mut hold), room);
         let again = |meter: &es::memory::Meter<'_>| {
             prepare(
@@ -1800,7 +1801,13 @@ pub(super) fn metered<T>(
     mut hold: BudgetHold,
     check: impl FnOnce(&es::memory::Meter<'_>) -> T,
 ) -> (T, BudgetHold) {
-    let checked = metered_in(&app.body_budget, raw, &mut hold, &mut Noted::default(), check);
+    let checked = metered_in(
+        &app.body_budget,
+        raw,
+        &mut hold,
+        &mut Noted::default(),
+        check,
+    );
     (checked, hold)
 }
 
