@@ -441,4 +441,35 @@ pub(crate) mod tests {
         .is_ok());
         assert!(check(&req("POST", "/_search", &[("content-length", "2")])).is_ok());
     }
+
+    /// perf29c: the `Accept-Encoding` and `Content-Type` hygiene's pass keeps are the values
+    /// `HeaderMap::get` finds (the first of each), which `upstream_request::from_permit` read
+    /// by lookups before; none when the header is absent.
+    #[test]
+    fn the_head_keeps_the_values_a_lookup_finds() {
+        for headers in [
+            &[][..],
+            &[("accept-encoding", "gzip")][..],
+            &[("accept-encoding", "br"), ("accept-encoding", "gzip")][..],
+            &[
+                ("content-type", "application/json"),
+                ("accept-encoding", "identity"),
+                ("accept", "text/plain"),
+                ("accept-encoding", "gzip, deflate"),
+            ][..],
+        ] {
+            let r = req("GET", "/_search", headers);
+            let head = check(&r).unwrap();
+            assert_eq!(
+                head.accept_encoding,
+                r.headers().get(header::ACCEPT_ENCODING),
+                "{headers:?}"
+            );
+            assert_eq!(
+                head.content_type,
+                r.headers().get(header::CONTENT_TYPE),
+                "{headers:?}"
+            );
+        }
+    }
 }
