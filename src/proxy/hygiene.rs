@@ -25,6 +25,9 @@ pub struct Head<'a> {
     pub content_type: Option<&'a HeaderValue>,
     pub content_encoding: Option<&'a HeaderValue>,
     pub accept: Option<&'a HeaderValue>,
+    /// The first `Accept-Encoding` value, which `upstream_request::from_permit` passes on
+    /// (perf29c: its map lookup, and `Content-Type`'s, about 235 instructions a request).
+    pub accept_encoding: Option<&'a HeaderValue>,
 }
 
 /// Checks the request head before anything else looks at it. One pass over the headers counts
@@ -76,6 +79,8 @@ fn check_head<'a>(
             encodings += 1;
         } else if *name == header::ACCEPT {
             head.accept.get_or_insert(value);
+        } else if *name == header::ACCEPT_ENCODING {
+            head.accept_encoding.get_or_insert(value);
         } else if *name == header::TRANSFER_ENCODING {
             te_first.get_or_insert(value);
             te += 1;
@@ -435,5 +440,36 @@ pub(crate) mod tests {
         ))
         .is_ok());
         assert!(check(&req("POST", "/_search", &[("content-length", "2")])).is_ok());
+    }
+
+    /// perf29c: the `Accept-Encoding` and `Content-Type` hygiene's pass keeps are the values
+    /// `HeaderMap::get` finds (the first of each), which `upstream_request::from_permit` read
+    /// by lookups before; none when the header is absent.
+    #[test]
+    fn the_head_keeps_the_values_a_lookup_finds() {
+        for headers in [
+            &[][..],
+            &[("accept-encoding", "gzip")][..],
+            &[("accept-encoding", "br"), ("accept-encoding", "gzip")][..],
+            &[
+                ("content-type", "application/json"),
+                ("accept-encoding", "identity"),
+                ("accept", "text/plain"),
+                ("accept-encoding", "gzip, deflate"),
+            ][..],
+        ] {
+            let r = req("GET", "/_search", headers);
+            let head = check(&r).unwrap();
+            assert_eq!(
+                head.accept_encoding,
+                r.headers().get(header::ACCEPT_ENCODING),
+                "{headers:?}"
+            );
+            assert_eq!(
+                head.content_type,
+                r.headers().get(header::CONTENT_TYPE),
+                "{headers:?}"
+            );
+        }
     }
 }

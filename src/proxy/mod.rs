@@ -138,7 +138,10 @@ pub async fn handle(app: Arc<App>, conn: ConnInfo, req: Request<Incoming>) -> Re
     // Boxed: the pipeline's state (about 5 KB, most of it the upstream send's 3 KB future)
     // would otherwise sit twice in this future, which the server moves whole on every request
     // (issue 10: 11.9 KB before, 1,016 bytes now).
-    let piped = Box::pin(pipeline(app, conn, req, ctx))
+    // Made in its box, not on the stack and copied in (perf29c: a copy of the whole state,
+    // about 600 instructions a request): the box is allocated first and the future, of which
+    // only the arguments are set, written into it.
+    let piped = Box::into_pin(Box::write(Box::new_uninit(), pipeline(app, conn, req, ctx)))
         .instrument(span.clone())
         .await;
     ctx.own = ctx
@@ -817,7 +820,7 @@ pub(crate) async fn decide(
                 permit,
                 client_body.as_ref(),
                 accept,
-                &parts.headers,
+                head,
                 forwarding,
             )?;
             Ok(Decided::Forward(Forward {
@@ -1682,22 +1685,25 @@ async fn enforce(
         )
     };
     let budget = &app.body_budget;
-    let (checked, hold, noted) = metered_noting(budget, raw, hold, |meter| prepare(plan, meter));
+    let (mut hold, mut noted) = (hold, Noted::default());
+    let mut checked = metered_in(budget, raw, &mut hold, &mut noted, |meter| {
+        prepare(plan, meter)
+    });
     // Refused room while others hold the budget: in line (`metered_in_line`), planned again
-    // for each run (boxed: the common path's future stays as it was).
-    let (prepared, hold) = match settled(raw, checked, hold, &noted, 0) {
-        Ok(done) => done,
-        Err(refused) => {
-            let again = |meter: &es::memory::Meter<'_>| {
-                prepare(
-                    es::plan(&head, &scope)?.searches_at_most(max_searches),
-                    meter,
-                )
-            };
-            Box::pin(check_in_line(budget, raw, refused, again)).await
-        }
-    };
-    let prepared = prepared?;
+    // for each run (boxed: the common path's future stays as it was). The prepared request
+    // stays where the check put it (`settle` only reads it: moving it through was three copies
+    // of its 824 bytes a request, perf29c).
+    if let (Some(room), Err(rejection)) = (settle(raw, &checked, &mut hold, &noted, 0), &checked) {
+        let refused = (rejection.clone(), std::mem::take(&mut hold), room);
+        let again = |meter: &es::memory::Meter<'_>| {
+            prepare(
+                es::plan(&head, &scope)?.searches_at_most(max_searches),
+                meter,
+            )
+        };
+        (checked, hold) = Box::pin(check_in_line(budget, raw, refused, again)).await;
+    }
+    let prepared = checked?;
     let searches = prepared.msearch_searches();
     let mut resolution = es::Resolution::default();
     let authorization = app.config.backend.authorization.as_ref().map(|a| &a.0);
@@ -1746,10 +1752,9 @@ async fn enforce(
     // What `authorize` writes (an msearch's NDJSON, each header naming its narrowed names) is
     // claimed on top of everything the hold covers: the prepared request's bodies are live.
     let base = hold.bytes();
-    let (permit, hold) = metered(app, base, hold, |meter| {
+    let mut permit = metered_in(budget, base, &mut hold, &mut noted, |meter| {
         es::authorize_within(prepared, &resolution, &scope, meter)
-    });
-    let mut permit = permit?;
+    })?;
     // The audit record takes the permit's index list: nothing reads it from the permit later.
     ctx.event.indices = std::mem::take(&mut permit.indices);
     Ok(Enforced {
@@ -1793,14 +1798,21 @@ async fn empty_buckets(
 pub(super) fn metered<T>(
     app: &App,
     raw: usize,
-    hold: BudgetHold,
+    mut hold: BudgetHold,
     check: impl FnOnce(&es::memory::Meter<'_>) -> T,
 ) -> (T, BudgetHold) {
-    let (checked, hold, _) = metered_noting(&app.body_budget, raw, hold, check);
+    let checked = metered_in(
+        &app.body_budget,
+        raw,
+        &mut hold,
+        &mut Noted::default(),
+        check,
+    );
     (checked, hold)
 }
 
 /// What [`metered_noting`] noted of a check's claims.
+#[derive(Default)]
 struct Noted {
     /// The largest total the budget refused for want of room (`Busy`), if it refused one: the
     /// room the check would have had to go on.
@@ -1813,28 +1825,42 @@ struct Noted {
 fn metered_noting<T>(
     budget: &crate::body::BodyBudget,
     raw: usize,
-    hold: BudgetHold,
+    mut hold: BudgetHold,
     check: impl FnOnce(&es::memory::Meter<'_>) -> T,
 ) -> (T, BudgetHold, Noted) {
+    let mut noted = Noted::default();
+    let checked = metered_in(budget, raw, &mut hold, &mut noted, check);
+    (checked, hold, noted)
+}
+
+/// [`metered_noting`] in place: `hold` grown by the check's claims, what it noted written to
+/// `noted`, and the check's outcome returned as it came (perf29c: a request's prepared
+/// request and permit, 824 and 496 bytes, were copied into and out of the tuples the others
+/// return, four copies a request).
+fn metered_in<T>(
+    budget: &crate::body::BodyBudget,
+    raw: usize,
+    hold: &mut BudgetHold,
+    noted: &mut Noted,
+    check: impl FnOnce(&es::memory::Meter<'_>) -> T,
+) -> T {
     let hold = std::cell::RefCell::new(hold);
     let busy = std::cell::Cell::new(None::<usize>);
-    let (checked, used) = {
-        let grant = |work: usize| {
-            let total = raw.saturating_add(work);
-            let granted = budget.try_cover(&mut hold.borrow_mut(), total);
-            if granted == Err(es::memory::Refused::Busy) {
-                busy.set(Some(busy.get().map_or(total, |b| b.max(total))));
-            }
-            granted
-        };
-        let meter = es::memory::Meter::new(&grant);
-        (check(&meter), meter.used())
+    let grant = |work: usize| {
+        let total = raw.saturating_add(work);
+        let granted = budget.try_cover(&mut hold.borrow_mut(), total);
+        if granted == Err(es::memory::Refused::Busy) {
+            busy.set(Some(busy.get().map_or(total, |b| b.max(total))));
+        }
+        granted
     };
-    let noted = Noted {
+    let meter = es::memory::Meter::new(&grant);
+    let checked = check(&meter);
+    *noted = Noted {
         busy: busy.get(),
-        used,
+        used: meter.used(),
     };
-    (checked, hold.into_inner(), noted)
+    checked
 }
 
 /// What a request's hold may cover beyond its body and what its checks still claim before the
@@ -1860,11 +1886,13 @@ async fn metered_in_line<T>(
     hold: BudgetHold,
     mut check: impl FnMut(&es::memory::Meter<'_>) -> Result<T, es::Rejection>,
 ) -> (Result<T, es::Rejection>, BudgetHold) {
-    let (checked, hold, noted) = metered_noting(budget, raw, hold, &mut check);
-    match settled(raw, checked, hold, &noted, 0) {
-        Ok(done) => done,
+    let (checked, mut hold, noted) = metered_noting(budget, raw, hold, &mut check);
+    match (settle(raw, &checked, &mut hold, &noted, 0), checked) {
         // Boxed: the common path's future stays as small as without the line.
-        Err(refused) => Box::pin(check_in_line(budget, raw, refused, check)).await,
+        (Some(room), Err(rejection)) => {
+            Box::pin(check_in_line(budget, raw, (rejection, hold, room), check)).await
+        }
+        (_, checked) => (checked, hold),
     }
 }
 
@@ -1893,38 +1921,37 @@ async fn check_in_line<T>(
         {
             return (Err(rejection), hold);
         }
-        let (checked, grown, noted) = metered_noting(budget, raw, hold, &mut check);
-        match settled(raw, checked, grown, &noted, room) {
-            Ok(done) => return done,
-            Err(again) => (rejection, hold, room) = again,
+        let (checked, mut grown, noted) = metered_noting(budget, raw, hold, &mut check);
+        match (settle(raw, &checked, &mut grown, &noted, room), checked) {
+            (Some(again), Err(refused)) => (rejection, hold, room) = (refused, grown, again),
+            (_, checked) => return (checked, grown),
         }
     }
 }
 
-/// A check's run, done (passed, its room granted and not used given back, or refused otherwise
-/// than for room), or refused room past `waited_for` (`Err`).
-fn settled<T>(
+/// A check's run, settled: passed, its room granted and not used given back (`None`); refused
+/// for want of room past `waited_for`, the room it was refused (`Some`: only for a `Busy`
+/// rejection); refused otherwise, `None`. Reads the check's outcome without taking it.
+fn settle<T>(
     raw: usize,
-    checked: Result<T, es::Rejection>,
-    mut hold: BudgetHold,
+    checked: &Result<T, es::Rejection>,
+    hold: &mut BudgetHold,
     noted: &Noted,
     waited_for: usize,
-) -> Result<(Result<T, es::Rejection>, BudgetHold), RefusedRoom> {
+) -> Option<usize> {
     match checked {
-        Ok(value) => {
+        Ok(_) => {
             // Room granted and not used goes back, for the others (an 8 MiB search held
             // 24 MiB, where its body and what its checks keep are 16).
             let keeps = raw.saturating_add(noted.used);
             if hold.bytes().saturating_sub(keeps) >= UNUSED_GRANT_KEPT {
                 hold.keep(keeps);
             }
-            Ok((Ok(value), hold))
+            None
         }
         Err(e) => match noted.busy {
-            Some(room) if e.kind == es::RejectKind::Busy && room > waited_for => {
-                Err((e, hold, room))
-            }
-            _ => Ok((Err(e), hold)),
+            Some(room) if e.kind == es::RejectKind::Busy && room > waited_for => Some(room),
+            _ => None,
         },
     }
 }

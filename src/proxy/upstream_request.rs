@@ -13,7 +13,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::es::request::media::{self, Family, JsonMedia};
 use crate::es::{self, Permit};
-use crate::proxy::hygiene::is_hop_by_hop;
+use crate::proxy::hygiene::{is_hop_by_hop, Head};
 use crate::proxy::ClientBody;
 use crate::upstream::{UpstreamBody, UpstreamRequest};
 
@@ -289,6 +289,9 @@ fn common_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
 /// one); the body's `Content-Type` keeps the compatible version of the client's, or takes
 /// `accept`'s when the client sent none.
 ///
+/// `client` is what hygiene's pass found in the client's headers: its `Accept-Encoding` and
+/// `Content-Type` (the first value each, as `HeaderMap::get` finds them).
+///
 /// `client_body` is the body the permit was prepared from: a large forwarded body sends spans
 /// of it as they are (`es::ForwardBody::spans`, slices of the same block, no copy); refused
 /// (never, for the body the permit was built from) when a span does not fit in it.
@@ -296,7 +299,7 @@ pub fn from_permit(
     permit: Permit,
     client_body: Option<&Bytes>,
     accept: JsonMedia,
-    client: &HeaderMap,
+    client: &Head<'_>,
     f: &Forwarding<'_>,
 ) -> Result<UpstreamRequest, es::Rejection> {
     // Room for the path and the parameters as they are (encoding rarely adds to them).
@@ -324,7 +327,7 @@ pub fn from_permit(
     // the failures it may report (every `_msearch` answer, `proxy::failures`). Such an answer
     // reaches the client uncompressed anyway; asked compressed, esgate decoded it whole first
     // (perf23c, BENCHMARKS.md), and the backend compressed it for nothing.
-    let accept_encoding = client.get(header::ACCEPT_ENCODING).filter(|_| {
+    let accept_encoding = client.accept_encoding.filter(|_| {
         !permit.answer.reads_whole() && !es::answers::failures::judged_whole(permit.action)
     });
     if let Some(ae) = accept_encoding.filter(|ae| plain_encodings(ae)) {
@@ -337,9 +340,7 @@ pub fn from_permit(
             } else {
                 Family::Json
             };
-            let client_ct = client
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
+            let client_ct = client.content_type.and_then(|v| v.to_str().ok());
             if let Some(v) = media_header(media::upstream_content_type(client_ct, accept, family)) {
                 headers.insert(header::CONTENT_TYPE, v);
             }

@@ -31,6 +31,11 @@ const MAX_NESTING: usize = 32;
 /// Removes the URI-search parameters from `params` (the checked, decoded query-string pairs)
 /// and returns the `query_string` query they describe, or `None` when there is no `q`.
 pub fn take(params: &mut Vec<Param>) -> Result<Option<Value>, Rejection> {
+    // None of them (nearly every request): the list left as it is, without `retain`'s pass
+    // (perf29c).
+    if !params.iter().any(|(k, _)| PARAMS.contains(&&**k)) {
+        return Ok(None);
+    }
     let mut found: Vec<Param> = Vec::new();
     params.retain(|(k, v)| {
         if PARAMS.contains(&&**k) {

@@ -137,8 +137,8 @@ fn search(req: &mut Request<'_>) -> Result<Upstream, Rejection> {
 /// A search in `form`: the body (or URI search) rewritten, limited and forwarded to the path's
 /// expression, or to the point in time its body names.
 pub(crate) fn rewrite(req: &mut Request<'_>, form: &Form) -> Result<Upstream, Rejection> {
-    if let Some(up) = bodiless::rewrite(req, form) {
-        return up;
+    if let Some(empty) = bodiless::covered(req) {
+        return bodiless::forward(req, form, empty);
     }
     if let Some(up) = on_tree(req, form) {
         return Ok(up);
