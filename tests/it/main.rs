@@ -63,5 +63,6 @@ mod route_scope;
 mod shard_prefilter;
 mod shard_rewrites;
 mod share_links;
+mod spaced_bodies;
 mod term_statistics;
 mod tokens;
