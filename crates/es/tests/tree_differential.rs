@@ -1,0 +1,340 @@
+//! attack29 (session 29): the request tree's parser ([`tree::parse`]) against `parse_strict`
+//! on inputs built to reach the corners of its hot paths (perf29b: keys, strings after a
+//! colon and numbers read a word at a time, an object's first entry read before the key
+//! stack's set-up, `str::get` slicing; perf29a: whitespace kept in a container's text).
+//!
+//! Invariant: for every input, both accept (the same value; written, and written from the
+//! source, JSON that reads back as that value, with only JSON's four whitespace bytes outside
+//! its strings) or both refuse with the same reason; never a panic. Systematic, not random:
+//! every length, every offset, every truncation, in every place the parser reads the token.
+
+use esgate_es::request::body::parse_strict;
+use esgate_es::request::tree::{self, Arena, Node};
+use serde_json::Value;
+
+/// `json`'s bytes outside its strings are JSON (no byte but the four whitespace ones a
+/// lenient parser might skip), and `json` reads back as `value`.
+fn reads_as(json: &[u8], value: &Value, shown: &str) {
+    let (mut inside, mut escaped) = (false, false);
+    for &c in json {
+        if inside {
+            match (escaped, c) {
+                (false, b'\\') => escaped = true,
+                (false, b'"') => inside = false,
+                _ => escaped = false,
+            }
+        } else {
+            assert!(
+                c.is_ascii_graphic() || matches!(c, b' ' | b'\t' | b'\n' | b'\r'),
+                "byte {c:#x} outside a string: {shown}"
+            );
+            inside = c == b'"';
+        }
+    }
+    let back: Value = serde_json::from_slice(json)
+        .unwrap_or_else(|e| panic!("{e}: {} from {shown}", String::from_utf8_lossy(json)));
+    assert_eq!(&back, value, "{shown}");
+}
+
+/// The same decision and reason as `parse_strict`; accepted, the same value, written as it.
+fn agrees(input: &[u8]) {
+    let shown = format!("{:?}", String::from_utf8_lossy(input));
+    let arena = Arena::for_body(input.len());
+    match (tree::parse(input, &arena), parse_strict(input)) {
+        (Ok(node), Ok(value)) => {
+            assert_eq!(node.to_value(), value, "{shown}");
+            let mut out = Vec::new();
+            tree::write(&node, &mut out);
+            reads_as(&out, &value, &shown);
+            // As a rewrite writes it: the top object opened, its entries copied from the
+            // source where they stand in it.
+            if let Node::Parsed(p) = &node {
+                if p.is_object() {
+                    let mut opened = node.clone();
+                    opened.open();
+                    let mut out = Vec::new();
+                    tree::write_from(&opened, input, &mut out);
+                    reads_as(&out, &value, &shown);
+                }
+            }
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b, "{shown}"),
+        (a, b) => panic!("{shown}: tree {a:?}, parse_strict {b:?}"),
+    }
+}
+
+/// Every prefix of `body` (a body truncated at every byte), and the body itself.
+fn every_prefix(body: &[u8]) {
+    for end in 0..=body.len() {
+        agrees(&body[..end]);
+    }
+}
+
+/// The places a token is read by the parser, `T` standing for it: alone, as an array's first,
+/// middle and last item, as an object's first (one-key), first of two, and second value, in
+/// nested objects, after whitespace, before the body's end.
+const PLACES: &[&str] = &[
+    "T",
+    " T ",
+    "[T]",
+    "[T,1]",
+    "[1,T]",
+    "[1,T,2]",
+    "[ T ]",
+    "{\"a\":T}",
+    "{\"a\":T,\"b\":1}",
+    "{\"b\":1,\"a\":T}",
+    "{\"a\": T }",
+    "{\"a\":{\"b\":T}}",
+    "{\"a\":[T],\"b\":{\"c\":T}}",
+    "[T",
+    "{\"a\":T",
+    "{\"a\":T,",
+];
+
+/// Numbers of every length from 1 to 40, with signs, fractions, exponents (of every sign and
+/// of 1 to 5 digits, up to overflow and underflow), leading zeros, and the malformed ones
+/// next to them (`+1`, `01`, `1.`, `.5`, `1e`, `1e+`, `-`, `--1`, `0x1`, `1_0`, `NaN`).
+fn numbers() -> Vec<String> {
+    let digits =
+        |n: usize| -> String { (0..n).map(|i| char::from(b"1234567890"[i % 10])).collect() };
+    let mut out = Vec::new();
+    for n in 1..=40 {
+        let d = digits(n);
+        out.push(d.clone());
+        out.push(format!("-{d}"));
+        out.push(format!("+{d}"));
+        out.push(format!("0{d}"));
+        out.push(format!("-0{d}"));
+        out.push(format!("9{}", "9".repeat(n - 1)));
+        out.push(format!("-9{}", "9".repeat(n - 1)));
+        out.push(format!("0.{d}"));
+        out.push(format!("-0.{d}"));
+        out.push(format!("{d}."));
+        out.push(format!(".{d}"));
+        let (a, b) = d.split_at(n / 2);
+        if !a.is_empty() {
+            out.push(format!("{a}.{b}"));
+            out.push(format!("-{a}.{b}e{}", n % 7));
+        }
+        for e in ["e", "E", "e+", "e-", "E+", "E-"] {
+            out.push(format!("{d}{e}"));
+            for exp in ["0", "1", "01", "308", "309", "324", "400", "99999"] {
+                out.push(format!("{d}{e}{exp}"));
+                out.push(format!("-{d}.5{e}{exp}"));
+            }
+        }
+    }
+    for odd in [
+        "0",
+        "-0",
+        "-0.0",
+        "0.0",
+        "-",
+        "--1",
+        "-+1",
+        "0x1",
+        "1_0",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "1e",
+        "1.e1",
+        "1.0e",
+        "1e1.5",
+        "1ee1",
+        "00",
+        "-00",
+        "0e0",
+        "0E-0",
+        "1.0.0",
+        "1-1",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "1.7976931348623157e308",
+        "1.7976931348623159e308",
+        "5e-324",
+        "2e-324",
+        "4.9e-324",
+        "1e-400",
+    ] {
+        out.push(odd.to_string());
+    }
+    out
+}
+
+#[test]
+fn numbers_of_every_length_and_form_in_every_place() {
+    for n in numbers() {
+        for place in PLACES {
+            agrees(place.replace('T', &n).as_bytes());
+        }
+        // Glued to what may follow it: a letter, a second number, a quote, whitespace.
+        for after in ["a", "1", "\"", " 1", ".", "e", "-", "\u{7f}", "\u{0}"] {
+            agrees(format!("[{n}{after}]").as_bytes());
+            agrees(format!("{{\"a\":{n}{after}}}").as_bytes());
+        }
+    }
+}
+
+/// What a key or string is made of: plain ASCII and multi-byte UTF-8, DEL, the escapes, and
+/// what is refused (raw control characters, a raw quote, invalid UTF-8: a lone continuation
+/// byte, a truncated sequence, an overlong form, a surrogate, a byte past U+10FFFF, 0xFF).
+const PIECES: &[&[u8]] = &[
+    b"k",
+    "\u{e9}".as_bytes(),
+    "\u{65e5}".as_bytes(),
+    "\u{1f600}".as_bytes(),
+    b"\x7f",
+    b"\\\"",
+    b"\\\\",
+    b"\\n",
+    b"\\/",
+    b"\\u0041",
+    b"\\u00e9",
+    b"\\ud83d\\ude00",
+    b"\\ud83d",
+    b"\\u12",
+    b"\\x",
+    b"\\",
+    b"\x00",
+    b"\x1f",
+    b"\t",
+    b"\n",
+    b"\"",
+    b"\x80",
+    b"\xc3",
+    b"\xc0\x80",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xff",
+];
+
+/// A text of `len` plain bytes with `piece` put at `at` (`at <= len`).
+fn text_with(len: usize, piece: &[u8], at: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + piece.len());
+    out.extend(std::iter::repeat_n(b'k', at));
+    out.extend_from_slice(piece);
+    out.extend(std::iter::repeat_n(b'k', len - at));
+    out
+}
+
+/// Keys of every length from 0 to 40 (around the 8- and 16-byte words), each piece at every
+/// offset, in an object's first (one-key) and later entries, beside a duplicate of itself, at
+/// depth, and at the body's end (cut inside the key, after it, after its colon).
+#[test]
+fn keys_of_every_length_with_every_piece_at_every_offset() {
+    for len in 0..=40 {
+        let plain = text_with(len, b"", 0);
+        let mut keys = vec![plain];
+        for piece in PIECES {
+            for at in 0..=len {
+                keys.push(text_with(len, piece, at));
+            }
+        }
+        for key in keys {
+            let k = |before: &[u8], after: &[u8]| {
+                let mut b = before.to_vec();
+                b.push(b'"');
+                b.extend_from_slice(&key);
+                b.push(b'"');
+                b.extend_from_slice(after);
+                b
+            };
+            for body in [
+                k(b"{", b":1}"),
+                k(b"{", b":1,\"z\":2}"),
+                k(b"{\"z\":2,", b":1}"),
+                k(b"{\"a\":{", b":[]}}"),
+                k(b"{", b" : 1 }"),
+                k(b"{", b""),
+                k(b"{", b":"),
+                k(b"{", b":1"),
+                k(b"{\"z\":2,", b""),
+            ] {
+                agrees(&body);
+            }
+            // Duplicates: as the first and second entries, apart, in a one-key object, deep.
+            let mut dup = b"{".to_vec();
+            dup.extend(k(b"", b":1,"));
+            dup.extend(k(b"", b":2}"));
+            agrees(&dup);
+            let mut dup = b"{".to_vec();
+            dup.extend(k(b"", b":{},\"x\":1,"));
+            dup.extend(k(b"", b":[]}"));
+            agrees(&dup);
+            let mut deep = b"{\"a\":{\"b\":{".to_vec();
+            deep.extend(k(b"", b":1,"));
+            deep.extend(k(b"", b":2}}}"));
+            agrees(&deep);
+        }
+    }
+}
+
+/// Strings after a colon and as items, of every length from 0 to 40, each piece at every
+/// offset, cut at the body's end inside and after them.
+#[test]
+fn strings_of_every_length_with_every_piece_at_every_offset() {
+    for len in 0..=40 {
+        for piece in PIECES.iter().copied().chain([&b""[..]]) {
+            for at in 0..=len {
+                let s = text_with(len, piece, at);
+                let with = |before: &[u8], after: &[u8]| {
+                    let mut b = before.to_vec();
+                    b.push(b'"');
+                    b.extend_from_slice(&s);
+                    b.push(b'"');
+                    b.extend_from_slice(after);
+                    b
+                };
+                for body in [
+                    with(b"{\"a\":", b"}"),
+                    with(b"{\"a\":", b",\"b\":1}"),
+                    with(b"{\"a\": ", b" }"),
+                    with(b"[", b"]"),
+                    with(b"[", b",\"x\"]"),
+                    with(b"[\"x\",", b"]"),
+                    with(b"", b""),
+                    with(b"{\"a\":", b""),
+                    with(b"[", b""),
+                ] {
+                    agrees(&body);
+                }
+                // Cut inside the string.
+                let mut open = b"{\"a\":\"".to_vec();
+                open.extend_from_slice(&s);
+                agrees(&open);
+            }
+        }
+    }
+}
+
+/// Bodies of every shape the parser has a path for, truncated at every byte and with every
+/// byte in turn replaced by each of a few that change its meaning.
+#[test]
+fn every_truncation_and_byte_change_of_request_shaped_bodies() {
+    let bodies: Vec<String> = vec![
+        r#"{"size":0,"query":{"bool":{"filter":[{"range":{"@timestamp":{"gte":1700000000000,"lte":1700003600000,"format":"epoch_millis"}}}]}},"aggs":{"2":{"date_histogram":{"field":"@timestamp","fixed_interval":"30s","min_doc_count":0}}}}"#.into(),
+        r#"{"query":{"terms":{"user.id":["a","bb","ccc","dddd","eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"]}},"_source":["*"],"sort":[{"@timestamp":{"order":"desc","unmapped_type":"boolean"}}],"size":500}"#.into(),
+        "{\n  \"a\": [1, -2.5e-3, 0, \"\u{e9}\\u00e9\"],\n  \"bb\" : { \"c\" : null , \"d\":true,\"e\":false },\n  \"x\":{}, \"y\":[ ], \"z\":[{}]\n}".into(),
+        r#"{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17}"#.into(),
+        r#"[["a","b"],["c"],[],[""],["\"","x"],{"a":{"a":{"a":{}}}}]"#.into(),
+    ];
+    for body in &bodies {
+        every_prefix(body.as_bytes());
+        for i in 0..body.len() {
+            for b in [
+                b'"', b'\\', b',', b':', b'}', b']', b' ', 0, 0x80, b'0', b'e', b'-',
+            ] {
+                let mut changed = body.as_bytes().to_vec();
+                changed[i] = b;
+                agrees(&changed);
+            }
+            let mut cut = body.as_bytes().to_vec();
+            cut.remove(i);
+            agrees(&cut);
+        }
+    }
+}
