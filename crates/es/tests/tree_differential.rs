@@ -36,12 +36,18 @@ fn reads_as(json: &[u8], value: &Value, shown: &str) {
     assert_eq!(&back, value, "{shown}");
 }
 
+thread_local! {
+    /// How many inputs this thread's test saw accepted (so a test can tell it reached both).
+    static ACCEPTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The same decision and reason as `parse_strict`; accepted, the same value, written as it.
 fn agrees(input: &[u8]) {
     let shown = format!("{:?}", String::from_utf8_lossy(input));
     let arena = Arena::for_body(input.len());
     match (tree::parse(input, &arena), parse_strict(input)) {
         (Ok(node), Ok(value)) => {
+            ACCEPTED.with(|n| n.set(n.get() + 1));
             assert_eq!(node.to_value(), value, "{shown}");
             let mut out = Vec::new();
             tree::write(&node, &mut out);
@@ -337,4 +343,129 @@ fn every_truncation_and_byte_change_of_request_shaped_bodies() {
             agrees(&cut);
         }
     }
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Whitespace between tokens: mostly none or JSON's, now and then a byte that is not.
+fn gap(r: &mut Rng, out: &mut Vec<u8>) {
+    match r.below(40) {
+        0..=24 => {}
+        25..=36 => {
+            for _ in 0..=r.below(3) {
+                out.push([b' ', b'\t', b'\n', b'\r'][r.below(4)]);
+            }
+        }
+        37 => out.push([0x0b, 0x0c, 0x00, 0x7f, 0x1f][r.below(5)]),
+        38 => out.extend_from_slice(["\u{a0}", "\u{feff}", "\u{2028}"][r.below(3)].as_bytes()),
+        _ => out.extend_from_slice(b"/**/"),
+    }
+}
+
+/// A key or string: plain letters of a length around the word sizes, pieces now and then.
+fn text(r: &mut Rng, keys: &[&[u8]], out: &mut Vec<u8>) {
+    out.push(b'"');
+    if !keys.is_empty() && r.below(6) == 0 {
+        // A key of this object again (a duplicate) or a prefix-sharing one.
+        out.extend_from_slice(keys[r.below(keys.len())]);
+        if r.below(2) == 0 {
+            out.push(b'x');
+        }
+    } else {
+        let len = [0, 1, 7, 8, 9, 15, 16, 17, 23, 24, 31, 32, 33, 40][r.below(14)];
+        for i in 0..len {
+            if r.below(12) == 0 {
+                out.extend_from_slice(PIECES[r.below(PIECES.len())]);
+            } else {
+                out.push(b"abcdefghij"[i % 10]);
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+fn value(r: &mut Rng, depth: usize, numbers: &[String], out: &mut Vec<u8>) {
+    match r.below(if depth > 6 { 5 } else { 8 }) {
+        0 => out.extend_from_slice(numbers[r.below(numbers.len())].as_bytes()),
+        1 => text(r, &[], out),
+        2 => out.extend_from_slice([&b"true"[..], b"false", b"null", b"tru", b"nul"][r.below(5)]),
+        3 | 4 => out.extend_from_slice(numbers[r.below(64)].as_bytes()),
+        5 => {
+            out.push(b'[');
+            let n = r.below(5);
+            for i in 0..n {
+                gap(r, out);
+                if i > 0 {
+                    out.push(b',');
+                    gap(r, out);
+                }
+                value(r, depth + 1, numbers, out);
+            }
+            gap(r, out);
+            out.push(b']');
+        }
+        _ => {
+            out.push(b'{');
+            let n = r.below(6);
+            let mut starts = Vec::new();
+            for i in 0..n {
+                gap(r, out);
+                if i > 0 {
+                    out.push(b',');
+                    gap(r, out);
+                }
+                let at = out.len() + 1;
+                let before: Vec<Vec<u8>> = starts.clone();
+                let keys: Vec<&[u8]> = before.iter().map(Vec::as_slice).collect();
+                text(r, &keys, out);
+                starts.push(out[at..out.len() - 1].to_vec());
+                gap(r, out);
+                out.push(b':');
+                gap(r, out);
+                value(r, depth + 1, numbers, out);
+            }
+            gap(r, out);
+            out.push(b'}');
+        }
+    }
+}
+
+/// Random bodies of that grammar (spacing, duplicate keys, pieces, numbers of every form),
+/// and each cut at a random place or with a random byte changed.
+#[test]
+fn random_bodies_and_their_mutations_agree() {
+    let numbers = numbers();
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let runs = 60_000;
+    for _ in 0..runs {
+        let mut body = Vec::new();
+        gap(&mut r, &mut body);
+        value(&mut r, 0, &numbers, &mut body);
+        gap(&mut r, &mut body);
+        agrees(&body);
+        if !body.is_empty() {
+            let at = r.below(body.len());
+            agrees(&body[..at]);
+            let mut changed = body.clone();
+            changed[at] = [b'"', b'\\', b',', b':', b'}', b']', b'{', b'[', b' ', 0x80][r.below(10)];
+            agrees(&changed);
+        }
+    }
+    // Both sides reached: a good share of the unchanged bodies is accepted.
+    let accepted = ACCEPTED.with(std::cell::Cell::get);
+    assert!(accepted > runs / 4 && accepted < 2 * runs, "{accepted} of {runs}");
 }
