@@ -461,11 +461,106 @@ fn random_bodies_and_their_mutations_agree() {
             let at = r.below(body.len());
             agrees(&body[..at]);
             let mut changed = body.clone();
-            changed[at] = [b'"', b'\\', b',', b':', b'}', b']', b'{', b'[', b' ', 0x80][r.below(10)];
+            changed[at] =
+                [b'"', b'\\', b',', b':', b'}', b']', b'{', b'[', b' ', 0x80][r.below(10)];
             agrees(&changed);
         }
     }
     // Both sides reached: a good share of the unchanged bodies is accepted.
     let accepted = ACCEPTED.with(std::cell::Cell::get);
-    assert!(accepted > runs / 4 && accepted < 2 * runs, "{accepted} of {runs}");
+    assert!(
+        accepted > runs / 4 && accepted < 2 * runs,
+        "{accepted} of {runs}"
+    );
+}
+
+/// What the arena's flags should say of `v`: whether a key is `knn`, whether one is
+/// `inner_hits`, how many are `highlight`, how many objects it holds.
+fn flags_of(v: &Value, out: &mut (bool, bool, usize, usize)) {
+    match v {
+        Value::Object(m) => {
+            out.3 += 1;
+            for (k, v) in m {
+                out.0 |= k == "knn";
+                out.1 |= k == "inner_hits";
+                out.2 += usize::from(k == "highlight");
+                flags_of(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| flags_of(i, out)),
+        _ => {}
+    }
+}
+
+/// The routing flags the parse keeps (a `knn` or `inner_hits` key sends a search to the serde
+/// path, which alone checks inner hits' names; `highlight` keys are counted; objects are
+/// counted for the clause copies' claim) are what the value holds, for the flag keys and their
+/// near misses, plain or escaped, as an object's first (one-key) entry or a later one, deep,
+/// in arrays, and beside duplicates' refusals: a missed `inner_hits` would take a search the
+/// serde path must check onto the tree path.
+#[test]
+fn the_flag_keys_are_found_wherever_and_however_spelled() {
+    let keys = [
+        "knn",
+        "\\u006bnn",
+        "kn\\u006e",
+        "inner_hits",
+        "inner\\u005fhits",
+        "\\u0069nner_hits",
+        "inner_hit\\u0073",
+        "highlight",
+        "highligh\\u0074",
+        "\\u0068ighlight",
+        "kn",
+        "knnn",
+        "Knn",
+        "inner_hit",
+        "inner_hitss",
+        "inner-hits",
+        "highlights",
+        "highlighT",
+        "highlight ",
+        "x",
+        "",
+    ];
+    let shapes = [
+        "{K:1}",
+        "{K:{}}",
+        "{\"a\":1,K:2}",
+        "{K:1,\"a\":2}",
+        "{\"a\":{K:{}}}",
+        "{\"a\":[{K:1},{\"b\":{K:2}}]}",
+        "[{K:null}]",
+        "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":10,\"k\":11,\"l\":12,\"m\":13,\"n\":14,\"o\":15,\"p\":16,\"q\":17,K:18}",
+        "{ K : 1 }",
+        "{\"query\":{\"nested\":{\"path\":\"p\",\"query\":{},K:{}}},K:{\"fields\":{}}}",
+    ];
+    for k in keys {
+        for k2 in ["highlight", "inner_hits", "knn", "z"] {
+            for shape in shapes {
+                let body = shape
+                    .replacen('K', &format!("\"{k}\""), 1)
+                    .replace('K', &format!("\"{k2}\""));
+                let arena = Arena::for_body(body.len());
+                match (
+                    tree::parse(body.as_bytes(), &arena),
+                    parse_strict(body.as_bytes()),
+                ) {
+                    (Ok(_), Ok(v)) => {
+                        let mut want = (false, false, 0, 0);
+                        flags_of(&v, &mut want);
+                        let got = (
+                            arena.has_knn_key(),
+                            arena.has_inner_hits_key(),
+                            arena.highlight_keys(),
+                            arena.objects(),
+                        );
+                        assert_eq!(got, want, "{body}");
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a, b, "{body}"),
+                    (a, b) => panic!("{body}: tree {a:?}, parse_strict {b:?}"),
+                }
+            }
+        }
+    }
 }
