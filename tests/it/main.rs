@@ -49,6 +49,7 @@ mod openapi;
 mod ordinals;
 mod pool_stress;
 mod protocol_corners;
+mod query_encodings;
 mod query_languages;
 mod readme;
 mod refused_contexts;
