@@ -1395,6 +1395,10 @@ fn refusal(bytes: &[u8], arena: &Arena<'_>) -> Rejection {
 /// first ones are compared with each other as they come.
 const SCAN_KEYS: usize = 16;
 
+/// A bit for each length of a key the parse notes (`knn`, `highlight`, `inner_hits`), and
+/// for those lengths plus 64 (a key's length is looked up modulo 64).
+const FLAG_KEY_LENGTHS: u64 = 1 << 3 | 1 << 9 | 1 << 10;
+
 /// The key stack's first size: the keys of the objects open at once in a search body.
 const KEYS: usize = 32;
 
@@ -1576,12 +1580,9 @@ impl<'a> Parser<'a> {
         let mut seen = 0u64;
         loop {
             let key = self.key()?;
-            // The flags' keys by their length first: one branch for most keys.
-            match key.len() {
-                3 => self.knn_key |= key == "knn",
-                9 => self.highlight_keys += usize::from(key == "highlight"),
-                10 => self.inner_hits_key |= key == "inner_hits",
-                _ => {}
+            // The flags' keys by their length first: one test of a bit for most keys.
+            if FLAG_KEY_LENGTHS >> (key.len() % 64) & 1 != 0 {
+                self.flag_key(key);
             }
             if len == 0 {
                 first = key;
@@ -1651,6 +1652,17 @@ impl<'a> Parser<'a> {
             self.keys.truncate(base);
             self.close(at, start, len as u32, 0, Tok::Object);
             return Some(());
+        }
+    }
+
+    /// Notes a key whose length is a flag key's ([`FLAG_KEY_LENGTHS`]).
+    #[inline(always)]
+    fn flag_key(&mut self, key: &str) {
+        match key.len() {
+            3 => self.knn_key |= key == "knn",
+            9 => self.highlight_keys += usize::from(key == "highlight"),
+            10 => self.inner_hits_key |= key == "inner_hits",
+            _ => {}
         }
     }
 
