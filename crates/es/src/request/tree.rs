@@ -1570,56 +1570,63 @@ impl<'a> Parser<'a> {
                 return Some(());
             }
         }
+        // The first entry: most of a search body's objects have one key, and need no key
+        // stack and no compare.
+        let first = self.entry_key()?;
+        self.entry_value(first, depth)?;
+        // The separator or the close where a compact body has it, else past whitespace.
+        // Written out here, in `more_entries` and in `array` (session 12: one
+        // `#[inline(always)]` helper for all measured 26,135 -> 26,669 instructions on the
+        // 2 KB parse).
+        match self.s.get(self.i) {
+            Some(b',') => {
+                self.i += 1;
+                return self.more_entries(depth, at, start, first);
+            }
+            Some(b'}') => {}
+            _ => {
+                self.ws();
+                match self.peek()? {
+                    b',' => {
+                        self.i += 1;
+                        return self.more_entries(depth, at, start, first);
+                    }
+                    b'}' => {}
+                    _ => return None,
+                }
+            }
+        }
+        self.i += 1;
+        self.close(at, start, 1, 0, Tok::Object);
+        Some(())
+    }
+
+    /// An object's entries after its first (`first` its key), from the second's key, and the
+    /// object's close.
+    #[inline(never)]
+    fn more_entries(&mut self, depth: usize, at: usize, start: usize, first: &'a str) -> Option<()> {
         let base = self.keys.len();
-        let mut len = 0;
-        // The first key, put on the key stack only when a second comes: most of a search
-        // body's objects have one key, and need no stack.
-        let mut first = "";
+        self.push_key(first)?;
         // A bit per key on the stack ([`key_bit`]): a key whose bit is not set is new, and is
         // not looked for among the others.
-        let mut seen = 0u64;
+        let mut seen = key_bit(first);
+        let mut len = 1;
         loop {
-            let key = self.key()?;
-            // The flags' keys by their length first: one test of a bit for most keys.
-            if FLAG_KEY_LENGTHS >> (key.len() % 64) & 1 != 0 {
-                self.flag_key(key);
-            }
-            if len == 0 {
-                first = key;
-            } else {
-                if len == 1 {
-                    self.push_key(first)?;
-                    seen = key_bit(first);
+            let key = self.entry_key()?;
+            // The first keys are compared as they come, each only when its bit is among the
+            // others' (session 24: a compare of every pair was about 1.4k instructions of the
+            // 2 KB search's parse, 66 pairs of its top level's twelve keys); a larger object's
+            // are all looked at once, when it closes (`distinct`).
+            if len < SCAN_KEYS {
+                let bit = key_bit(key);
+                if seen & bit != 0 && self.keys[base..].contains(&key) {
+                    return None;
                 }
-                // The first keys are compared as they come, each only when its bit is among
-                // the others' (session 24: a compare of every pair was about 1.4k instructions
-                // of the 2 KB search's parse, 66 pairs of its top level's twelve keys); a
-                // larger object's are all looked at once, when it closes (`distinct`).
-                if len < SCAN_KEYS {
-                    let bit = key_bit(key);
-                    if seen & bit != 0 && self.keys[base..].contains(&key) {
-                        return None;
-                    }
-                    seen |= bit;
-                }
-                self.push_key(key)?;
+                seen |= bit;
             }
-            self.push(Tok::String(key))?;
-            // A string or an object right after the colon, without `value`'s whitespace
-            // skip and dispatch.
-            match self.s.get(self.i) {
-                Some(b'"') => {
-                    self.i += 1;
-                    let text = self.string()?;
-                    self.push(Tok::String(text))?;
-                }
-                Some(b'{') => self.object(depth + 1)?,
-                _ => self.value(depth)?,
-            }
+            self.push_key(key)?;
+            self.entry_value(key, depth)?;
             len += 1;
-            // The separator or the close where a compact body has it, else past whitespace.
-            // Written out here and in `array` (session 12: one `#[inline(always)]` helper for
-            // both measured 26,135 -> 26,669 instructions on the 2 KB parse).
             match self.s.get(self.i) {
                 Some(b',') => {
                     self.i += 1;
@@ -1652,6 +1659,34 @@ impl<'a> Parser<'a> {
             self.keys.truncate(base);
             self.close(at, start, len as u32, 0, Tok::Object);
             return Some(());
+        }
+    }
+
+    /// An entry's key and its colon, the flag keys noted.
+    #[inline(always)]
+    fn entry_key(&mut self) -> Option<&'a str> {
+        let key = self.key()?;
+        // The flags' keys by their length first: one test of a bit for most keys.
+        if FLAG_KEY_LENGTHS >> (key.len() % 64) & 1 != 0 {
+            self.flag_key(key);
+        }
+        Some(key)
+    }
+
+    /// An entry's key token and its value's tokens, from the value's first byte.
+    #[inline(always)]
+    fn entry_value(&mut self, key: &'a str, depth: usize) -> Option<()> {
+        self.push(Tok::String(key))?;
+        // A string or an object right after the colon, without `value`'s whitespace skip and
+        // dispatch.
+        match self.s.get(self.i) {
+            Some(b'"') => {
+                self.i += 1;
+                let text = self.string()?;
+                self.push(Tok::String(text))
+            }
+            Some(b'{') => self.object(depth + 1),
+            _ => self.value(depth),
         }
     }
 
@@ -1771,7 +1806,7 @@ impl<'a> Parser<'a> {
         if s.get(i) == Some(&b'"') {
             let (end, quote) = plain_run(s, i + 1);
             if quote && s.get(end + 1) == Some(&b':') {
-                let key = self.text.get(i + 1..end)?;
+                let key = text_at(self.text, i + 1, end)?;
                 self.i = end + 2;
                 return Some(key);
             }
@@ -1852,7 +1887,7 @@ impl<'a> Parser<'a> {
         let start = self.i;
         let (end, quote) = plain_run(self.s, start);
         if quote {
-            let s = self.text.get(start..end)?;
+            let s = text_at(self.text, start, end)?;
             self.i = end + 1;
             return Some(s);
         }
@@ -2129,6 +2164,14 @@ fn packed_items(s: &[u8], start: usize) -> Option<(usize, u32)> {
             _ => return (s.get(end + 1) == Some(&b']')).then_some((end + 2, len)),
         }
     }
+}
+
+/// `text[from..to]` (`None` unless `from <= to` and both are in `text` on character
+/// boundaries), as two one-ended `str::get`s: each is small enough for LLVM to inline where
+/// the two-ended one (`Range<usize>`'s) became a call as the parser's functions grew.
+#[inline(always)]
+fn text_at(text: &str, from: usize, to: usize) -> Option<&str> {
+    text.get(..to)?.get(from..)
 }
 
 /// One of 64 bits for `key`, from its length and its first and last bytes: equal keys have
