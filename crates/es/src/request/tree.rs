@@ -1502,6 +1502,25 @@ impl<'a> Parser<'a> {
         Some(())
     }
 
+    /// [`Parser::push`] of the token `make` makes: made where the tape has room, without a
+    /// copy of it kept for the call that grows the tape (a token passed to
+    /// [`Parser::grow_and_push`] is built on the stack, then copied to the tape, on every
+    /// push); `make`'s captures, a string's two words, go to that call in registers.
+    #[inline(always)]
+    fn push_with(&mut self, make: impl FnOnce() -> Tok<'a>) -> Option<()> {
+        if self.toks.len() == self.toks.capacity() {
+            return self.grow_and_push_with(make);
+        }
+        self.toks.push(make());
+        Some(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_and_push_with(&mut self, make: impl FnOnce() -> Tok<'a>) -> Option<()> {
+        self.grow_and_push(make())
+    }
+
     /// Doubles the tape's room, claimed first, and puts `tok` on it: a body denser than a
     /// token per `BYTES_PER_TOKEN` bytes (a list of small numbers is one per two).
     #[cold]
@@ -1558,7 +1577,7 @@ impl<'a> Parser<'a> {
         let start = self.i;
         let at = self.toks.len();
         // Its token, set when it closes.
-        self.push(Tok::Null)?;
+        self.push_with(|| Tok::Null)?;
         self.i += 1;
         // A key's quote right after the brace (a compact body): no whitespace to skip, and not
         // the close.
@@ -1676,14 +1695,14 @@ impl<'a> Parser<'a> {
     /// An entry's key token and its value's tokens, from the value's first byte.
     #[inline(always)]
     fn entry_value(&mut self, key: &'a str, depth: usize) -> Option<()> {
-        self.push(Tok::String(key))?;
+        self.push_with(|| Tok::String(key))?;
         // A string or an object right after the colon, without `value`'s whitespace skip and
         // dispatch.
         match self.s.get(self.i) {
             Some(b'"') => {
                 self.i += 1;
                 let text = self.string()?;
-                self.push(Tok::String(text))
+                self.push_with(|| Tok::String(text))
             }
             Some(b'{') => self.object(depth + 1),
             _ => self.value(depth),
@@ -1728,7 +1747,7 @@ impl<'a> Parser<'a> {
             }
         }
         let at = self.toks.len();
-        self.push(Tok::Null)?;
+        self.push_with(|| Tok::Null)?;
         self.i += 1;
         // A string or an object right after the bracket (a compact body): no whitespace to
         // skip, and not the close.
