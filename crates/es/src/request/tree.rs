@@ -1914,7 +1914,10 @@ impl<'a> Parser<'a> {
         self.string_rest(start)
     }
 
-    /// `Parser::string` from the first escape or control character (or the end).
+    /// `Parser::string` from the first escape or control character (or the end). Cold: rare in
+    /// a body, and the paths past a plain string are then the likely ones to LLVM (which
+    /// inlines less into paths it guesses rare).
+    #[cold]
     fn string_rest(&mut self, start: usize) -> Option<&'a str> {
         loop {
             match *self.s.get(self.i)? {
