@@ -1340,7 +1340,6 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
         knn_key: false,
         inner_hits_key: false,
         highlight_keys: 0,
-        s: text.as_bytes(),
         text,
         i: 0,
         bent_at: 0,
@@ -1350,7 +1349,7 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
     arena.settle()?;
     let whole = p.value(0).is_some() && {
         p.ws();
-        p.i == p.s.len()
+        p.i == p.s().len()
     };
     // What the escaped strings took is claimed too (or refuses the parse). A refused claim
     // refuses the parse even if the value read on past it: a tree is never taken whole when
@@ -1422,7 +1421,6 @@ struct Parser<'a> {
     inner_hits_key: bool,
     /// How many keys read are `highlight`.
     highlight_keys: usize,
-    s: &'a [u8],
     text: &'a str,
     i: usize,
     /// Where the body last strayed from what [`write()`] writes (0 if it has not): a
@@ -1438,21 +1436,29 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
+    /// The body's bytes: `text`'s own, so LLVM sees the same length and memory behind a byte
+    /// read and a string sliced from `text` (one field, not two that it must load and
+    /// compare apart).
+    #[inline(always)]
+    fn s(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.i) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s().get(self.i) {
             self.bent_at = self.i;
             self.i += 1;
         }
     }
 
     fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
+        self.s().get(self.i).copied()
     }
 
     /// Past `byte`, looked at first where a compact body has it, then past any whitespace.
     #[inline(always)]
     fn expect(&mut self, byte: u8) -> Option<()> {
-        if self.s.get(self.i) != Some(&byte) {
+        if self.s().get(self.i) != Some(&byte) {
             self.ws();
             if self.peek()? != byte {
                 return None;
@@ -1463,7 +1469,7 @@ impl<'a> Parser<'a> {
     }
 
     fn literal(&mut self, word: &[u8], tok: Tok<'a>) -> Option<Tok<'a>> {
-        if self.s[self.i..].starts_with(word) {
+        if self.s()[self.i..].starts_with(word) {
             self.i += word.len();
             Some(tok)
         } else {
@@ -1581,7 +1587,7 @@ impl<'a> Parser<'a> {
         self.i += 1;
         // A key's quote right after the brace (a compact body): no whitespace to skip, and not
         // the close.
-        if self.s.get(self.i) != Some(&b'"') {
+        if self.s().get(self.i) != Some(&b'"') {
             self.ws();
             if self.peek()? == b'}' {
                 self.i += 1;
@@ -1597,7 +1603,7 @@ impl<'a> Parser<'a> {
         // Written out here, in `more_entries` and in `array` (session 12: one
         // `#[inline(always)]` helper for all measured 26,135 -> 26,669 instructions on the
         // 2 KB parse).
-        match self.s.get(self.i) {
+        match self.s().get(self.i) {
             Some(b',') => {
                 self.i += 1;
                 return self.more_entries(depth, at, start, first);
@@ -1646,7 +1652,7 @@ impl<'a> Parser<'a> {
             self.push_key(key)?;
             self.entry_value(key, depth)?;
             len += 1;
-            match self.s.get(self.i) {
+            match self.s().get(self.i) {
                 Some(b',') => {
                     self.i += 1;
                     continue;
@@ -1698,7 +1704,7 @@ impl<'a> Parser<'a> {
         self.push_with(|| Tok::String(key))?;
         // A string or an object right after the colon, without `value`'s whitespace skip and
         // dispatch.
-        match self.s.get(self.i) {
+        match self.s().get(self.i) {
             Some(b'"') => {
                 self.i += 1;
                 let text = self.string()?;
@@ -1739,8 +1745,8 @@ impl<'a> Parser<'a> {
         }
         let start = self.i;
         // A compact array of plain strings: one token.
-        if self.s.get(start + 1) == Some(&b'"') {
-            if let Some((end, len)) = packed(self.s, start) {
+        if self.s().get(start + 1) == Some(&b'"') {
+            if let Some((end, len)) = packed(self.s(), start) {
                 let text = self.text.get(start..end)?;
                 self.i = end;
                 return self.push(Tok::Strings(text, len));
@@ -1751,7 +1757,7 @@ impl<'a> Parser<'a> {
         self.i += 1;
         // A string or an object right after the bracket (a compact body): no whitespace to
         // skip, and not the close.
-        if !matches!(self.s.get(self.i), Some(b'"' | b'{')) {
+        if !matches!(self.s().get(self.i), Some(b'"' | b'{')) {
             self.ws();
             if self.peek()? == b']' {
                 self.i += 1;
@@ -1766,7 +1772,7 @@ impl<'a> Parser<'a> {
         loop {
             // A run of strings, or an object (a list of queries), without `value`'s whitespace
             // skip and dispatch.
-            match self.s.get(self.i) {
+            match self.s().get(self.i) {
                 Some(b'"') => len += self.strings()?,
                 Some(b'{') => {
                     self.object(depth + 1)?;
@@ -1776,7 +1782,7 @@ impl<'a> Parser<'a> {
                 // Past whitespace (a spaced body's items), told apart by their first byte.
                 _ => {
                     self.ws();
-                    match self.s.get(self.i) {
+                    match self.s().get(self.i) {
                         Some(b'"') => len += self.strings()?,
                         Some(b'{' | b'[') => {
                             self.value(depth)?;
@@ -1792,7 +1798,7 @@ impl<'a> Parser<'a> {
                 }
             }
             // The separator or the close where a compact body has it, else past whitespace.
-            match self.s.get(self.i) {
+            match self.s().get(self.i) {
                 Some(b',') => {
                     self.i += 1;
                     continue;
@@ -1820,7 +1826,7 @@ impl<'a> Parser<'a> {
     /// register (as [`Parser::strings`] reads a run of strings); any other, as a value's string.
     #[inline(always)]
     fn key(&mut self) -> Option<&'a str> {
-        let s = self.s;
+        let s = self.s();
         let i = self.i;
         if s.get(i) == Some(&b'"') {
             let (end, quote) = plain_run(s, i + 1);
@@ -1904,7 +1910,7 @@ impl<'a> Parser<'a> {
     #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         let start = self.i;
-        let (end, quote) = plain_run(self.s, start);
+        let (end, quote) = plain_run(self.s(), start);
         if quote {
             let s = text_at(self.text, start, end)?;
             self.i = end + 1;
@@ -1920,7 +1926,7 @@ impl<'a> Parser<'a> {
     #[cold]
     fn string_rest(&mut self, start: usize) -> Option<&'a str> {
         loop {
-            match *self.s.get(self.i)? {
+            match *self.s().get(self.i)? {
                 b'"' => {
                     let s = self.text.get(start..self.i)?;
                     self.i += 1;
@@ -1936,20 +1942,20 @@ impl<'a> Parser<'a> {
         if !self.escapes_claimed {
             // Every escaped string from here is at most the rest of the body; twice that
             // covers their growth as they are built.
-            self.held(self.arena.claim(2 * (self.s.len() - start)))?;
+            self.held(self.arena.claim(2 * (self.s().len() - start)))?;
             self.escapes_claimed = true;
         }
         // Built in the arena: a string there owns no memory of its own ([`Arena`]).
         let mut out = BumpString::from_str_in(self.text.get(start..self.i)?, &self.arena.bump);
         loop {
-            match *self.s.get(self.i)? {
+            match *self.s().get(self.i)? {
                 b'"' => {
                     self.i += 1;
                     return Some(out.into_bump_str());
                 }
                 b'\\' => {
                     self.i += 1;
-                    let c = match *self.s.get(self.i)? {
+                    let c = match *self.s().get(self.i)? {
                         b'"' => '"',
                         b'\\' => '\\',
                         b'/' => '/',
@@ -1973,7 +1979,7 @@ impl<'a> Parser<'a> {
                 _ => {
                     // Copy the run up to the next quote or escape in one go.
                     let run = self.i;
-                    self.i = skip_plain(self.s, self.i + 1);
+                    self.i = skip_plain(self.s(), self.i + 1);
                     out.push_str(self.text.get(run..self.i)?);
                 }
             }
@@ -1981,7 +1987,7 @@ impl<'a> Parser<'a> {
     }
 
     fn hex4(&mut self) -> Option<u32> {
-        let digits = self.s.get(self.i..self.i + 4)?;
+        let digits = self.s().get(self.i..self.i + 4)?;
         let mut n = 0u32;
         for &d in digits {
             n = n * 16 + char::from(d).to_digit(16)?;
@@ -1997,7 +2003,7 @@ impl<'a> Parser<'a> {
         match n {
             0xDC00..=0xDFFF => None,
             0xD800..=0xDBFF => {
-                if self.s.get(self.i..self.i + 2)? != b"\\u" {
+                if self.s().get(self.i..self.i + 2)? != b"\\u" {
                     return None;
                 }
                 self.i += 2;
@@ -2056,7 +2062,7 @@ impl<'a> Parser<'a> {
     }
 
     fn digits(&mut self) {
-        self.i = skip_digits(self.s, self.i);
+        self.i = skip_digits(self.s(), self.i);
     }
 }
 
