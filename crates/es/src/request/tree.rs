@@ -2231,9 +2231,9 @@ fn distinct(keys: &[&str]) -> bool {
 fn skip_digits(s: &[u8], mut from: usize) -> usize {
     const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
     const ZEROS: u64 = 0x3030_3030_3030_3030;
-    while let Some(chunk) = s.get(from..from + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
+    // A word read as an array (`first_chunk`), not copied out of a slice: the copy was a
+    // call to `copy_from_slice`'s length check, per word.
+    while let Some(&word) = s.get(from..).and_then(<[u8]>::first_chunk::<8>) {
         let w = u64::from_le_bytes(word);
         // Every byte is 0x30..=0x3F, and stays below 0x40 with 6 added: 0x30..=0x39.
         if w & HIGH_NIBBLES != ZEROS || (w + 0x0606_0606_0606_0606) & HIGH_NIBBLES != ZEROS {
@@ -2520,9 +2520,7 @@ mod block {
 /// of texts shorter than its block.
 #[inline(always)]
 fn plain_run_words(s: &[u8], mut from: usize) -> (usize, bool) {
-    while let Some(chunk) = s.get(from..from + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
+    while let Some(&word) = s.get(from..).and_then(<[u8]>::first_chunk::<8>) {
         if let Some((at, quote)) = first_special(u64::from_le_bytes(word)) {
             return (from + at, quote);
         }
@@ -2545,9 +2543,7 @@ fn plain_run_words(s: &[u8], mut from: usize) -> (usize, bool) {
 /// eight.
 fn tail_word(s: &[u8], from: usize) -> u64 {
     let tail = s.len() - from;
-    if s.len() >= 8 {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&s[s.len() - 8..]);
+    if let Some(&word) = s.last_chunk::<8>() {
         u64::from_le_bytes(word) >> (8 * (8 - tail))
     } else {
         s[from..]
