@@ -2017,39 +2017,44 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, finite as an `f64`.
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, finite as an `f64`. Read with its
+    /// place in a local, stored once at the end (each `peek` through the parser loaded and
+    /// stored it again).
     fn number(&mut self) -> Option<&'a str> {
+        let s = self.s();
         let start = self.i;
-        if self.peek() == Some(b'-') {
-            self.i += 1;
+        let mut i = start;
+        if s.get(i) == Some(&b'-') {
+            i += 1;
         }
-        let int_start = self.i;
-        match self.peek()? {
-            b'0' => self.i += 1,
-            b'1'..=b'9' => self.digits(),
+        let int_start = i;
+        match *s.get(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => i = skip_digits(s, i + 1),
             _ => return None,
         }
-        let int_digits = self.i - int_start;
+        let int_digits = i - int_start;
         let mut exponent = false;
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            if !self.peek()?.is_ascii_digit() {
+        if s.get(i) == Some(&b'.') {
+            i += 1;
+            if !s.get(i)?.is_ascii_digit() {
                 return None;
             }
-            self.digits();
+            i = skip_digits(s, i + 1);
         }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.i += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.i += 1;
+        if let Some(b'e' | b'E') = s.get(i) {
+            i += 1;
+            if let Some(b'+' | b'-') = s.get(i) {
+                i += 1;
             }
-            if !self.peek()?.is_ascii_digit() {
+            if !s.get(i)?.is_ascii_digit() {
                 return None;
             }
-            self.digits();
+            i = skip_digits(s, i + 1);
             exponent = true;
         }
-        let text = self.text.get(start..self.i)?;
+        self.i = i;
+        let text = text_at(self.text, start, i)?;
         // serde_json reads integers beyond i64/u64 and every fraction as an f64 and refuses
         // one that overflows. Without an exponent no number of at most 300 integer digits can
         // (f64::MAX is about 1.8e308): only the others are parsed, by serde_json's own parser
@@ -2059,10 +2064,6 @@ impl<'a> Parser<'a> {
             return None;
         }
         Some(text)
-    }
-
-    fn digits(&mut self) {
-        self.i = skip_digits(self.s(), self.i);
     }
 }
 
