@@ -1829,8 +1829,8 @@ impl<'a> Parser<'a> {
         let s = self.s();
         let i = self.i;
         if s.get(i) == Some(&b'"') {
-            let (end, quote) = plain_run(s, i + 1);
-            if quote && s.get(end + 1) == Some(&b':') {
+            let (end, _) = plain_run(s, i + 1);
+            if s.get(end) == Some(&b'"') && s.get(end + 1) == Some(&b':') {
                 let key = text_at(self.text, i + 1, end)?;
                 self.i = end + 2;
                 return Some(key);
@@ -1910,8 +1910,8 @@ impl<'a> Parser<'a> {
     #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         let start = self.i;
-        let (end, quote) = plain_run(self.s(), start);
-        if quote {
+        let (end, _) = plain_run(self.s(), start);
+        if self.s().get(end) == Some(&b'"') {
             let s = text_at(self.text, start, end)?;
             self.i = end + 1;
             return Some(s);
