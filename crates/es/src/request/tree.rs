@@ -1629,7 +1629,13 @@ impl<'a> Parser<'a> {
     /// An object's entries after its first (`first` its key), from the second's key, and the
     /// object's close.
     #[inline(never)]
-    fn more_entries(&mut self, depth: usize, at: usize, start: usize, first: &'a str) -> Option<()> {
+    fn more_entries(
+        &mut self,
+        depth: usize,
+        at: usize,
+        start: usize,
+        first: &'a str,
+    ) -> Option<()> {
         let base = self.keys.len();
         self.push_key(first)?;
         // A bit per key on the stack ([`key_bit`]): a key whose bit is not set is new, and is

@@ -1217,13 +1217,19 @@ fn flag_keys_are_noted_wherever_they_are() {
     .map(|k| k.to_string())
     .collect();
     names.extend(["knn", "abc", "highlight", "inner_hits"].map(long));
-    let filler: Vec<String> = (0..SCAN_KEYS + 1).map(|i| format!("\"f{i}\":{i}")).collect();
+    let filler: Vec<String> = (0..SCAN_KEYS + 1)
+        .map(|i| format!("\"f{i}\":{i}"))
+        .collect();
     let mut bodies = Vec::new();
     for k in &names {
         for other in ["knn", "x", "inner_hits"] {
             bodies.push(format!(r#"{{"{k}":1}}"#));
-            bodies.push(format!(r#"{{"{other}":{{"{k}":"v"}},"{k}":[{{"{k}":{{}}}}]}}"#));
-            bodies.push(format!(r#"{{ "{other}" : 1 , "{k}" : {{ "{k}" : null }} }}"#));
+            bodies.push(format!(
+                r#"{{"{other}":{{"{k}":"v"}},"{k}":[{{"{k}":{{}}}}]}}"#
+            ));
+            bodies.push(format!(
+                r#"{{ "{other}" : 1 , "{k}" : {{ "{k}" : null }} }}"#
+            ));
             bodies.push(format!(r#"[{{"{k}":true}},{{"{other}":2,"{k}":"{k}"}}]"#));
             bodies.push(format!(r#"{{{},"{k}":3}}"#, filler.join(",")));
         }
@@ -1250,7 +1256,10 @@ fn flag_keys_are_noted_wherever_they_are() {
         noted[2] += highlights;
     }
     // Each flag seen set and unset many times.
-    assert!(noted.iter().all(|&n| n > 20 && n < bodies.len() - 20), "{noted:?}");
+    assert!(
+        noted.iter().all(|&n| n > 20 && n < bodies.len() - 20),
+        "{noted:?}"
+    );
 }
 
 /// Session 29: numbers of every length and form read where the parser reads values (an
@@ -1264,14 +1273,29 @@ fn numbers_of_every_length_and_form_agree_with_parse_strict() {
         let digits: String = (0..len).map(|i| char::from(b'1' + (i % 9) as u8)).collect();
         for int in [digits.clone(), format!("0{digits}"), "0".into()] {
             for frac in ["", ".", ".0", ".5", &format!(".{digits}")] {
-                for exp in ["", "e", "E", "e5", "E+7", "e-3", "e+", "e-", &format!("e{len}")] {
+                for exp in [
+                    "",
+                    "e",
+                    "E",
+                    "e5",
+                    "E+7",
+                    "e-3",
+                    "e+",
+                    "e-",
+                    &format!("e{len}"),
+                ] {
                     numbers.push(format!("{int}{frac}{exp}"));
                     numbers.push(format!("-{int}{frac}{exp}"));
                 }
             }
         }
     }
-    numbers.extend(["-", "--1", "+1", "1-", ".5", "-.5", "1..2", "1e1e1", "0x1", "1_0"].map(String::from));
+    numbers.extend(
+        [
+            "-", "--1", "+1", "1-", ".5", "-.5", "1..2", "1e1e1", "0x1", "1_0",
+        ]
+        .map(String::from),
+    );
     for n in &numbers {
         agrees(n.as_bytes());
         for after in ["", " ", ",", "]", "}", "x", "0", "\"", "\n"] {
