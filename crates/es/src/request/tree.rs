@@ -33,6 +33,18 @@
 //! and last bytes) is among theirs, and a brace or bracket followed by a quote (or a bracket
 //! by a brace) skips no whitespace (session 24: the 2 KB parse and write 27.4k -> 26.0k).
 //!
+//! Session 29 (the 2 KB parse and write 26.0k -> 22.5k): an object's first entry is read before
+//! any key-stack state is set up (`Parser::more_entries` takes the second key on); the hot
+//! tokens are made on the tape, not on the stack and copied (`Parser::push_with`); a key's
+//! and a string's end is told by its byte, so `str::get`'s boundary check needs no second
+//! look, and strings are sliced by two one-ended `str::get`s (`text_at`), which LLVM keeps
+//! inline where the two-ended one became a call; the bytes are read through `text` (one
+//! field); words are read with `first_chunk`, not `copy_from_slice` (a call); an escaped
+//! string's path is cold; the flag keys are told by one bit test of their length. Most of
+//! these are about LLVM's inlining: each function of the parser inlines a dozen small ones,
+//! and a change that grows it can turn `str::get` or bumpalo's `push` into calls (1k to 5k
+//! instructions more): measure every change (BENCHMARKS.md, session 29).
+//!
 //! The string scan reads sixteen bytes at a time with SSE2 on x86_64 (its baseline, through
 //! `safe_arch`: this crate has no `unsafe`), eight at a time in a word elsewhere and for texts
 //! shorter than sixteen bytes. (Session 11: the 2 KB parse 29.5k -> 26.5k instructions, the
