@@ -33,6 +33,18 @@
 //! and last bytes) is among theirs, and a brace or bracket followed by a quote (or a bracket
 //! by a brace) skips no whitespace (session 24: the 2 KB parse and write 27.4k -> 26.0k).
 //!
+//! Session 29 (the 2 KB parse and write 26.0k -> 22.5k): an object's first entry is read before
+//! any key-stack state is set up (`Parser::more_entries` takes the second key on); the hot
+//! tokens are made on the tape, not on the stack and copied (`Parser::push_with`); a key's
+//! and a string's end is told by its byte, so `str::get`'s boundary check needs no second
+//! look, and strings are sliced by two one-ended `str::get`s (`text_at`), which LLVM keeps
+//! inline where the two-ended one became a call; the bytes are read through `text` (one
+//! field); words are read with `first_chunk`, not `copy_from_slice` (a call); an escaped
+//! string's path is cold; the flag keys are told by one bit test of their length. Most of
+//! these are about LLVM's inlining: each function of the parser inlines a dozen small ones,
+//! and a change that grows it can turn `str::get` or bumpalo's `push` into calls (1k to 5k
+//! instructions more): measure every change (BENCHMARKS.md, session 29).
+//!
 //! The string scan reads sixteen bytes at a time with SSE2 on x86_64 (its baseline, through
 //! `safe_arch`: this crate has no `unsafe`), eight at a time in a word elsewhere and for texts
 //! shorter than sixteen bytes. (Session 11: the 2 KB parse 29.5k -> 26.5k instructions, the
@@ -1365,7 +1377,6 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
         knn_key: false,
         inner_hits_key: false,
         highlight_keys: 0,
-        s: text.as_bytes(),
         text,
         i: 0,
         bent_at: 0,
@@ -1375,7 +1386,7 @@ pub fn parse<'a>(bytes: &'a [u8], arena: &'a Arena<'_>) -> Result<Node<'a>, Reje
     arena.settle()?;
     let whole = p.value(0).is_some() && {
         p.ws();
-        p.i == p.s.len()
+        p.i == p.s().len()
     };
     // What the escaped strings took is claimed too (or refuses the parse). A refused claim
     // refuses the parse even if the value read on past it: a tree is never taken whole when
@@ -1420,6 +1431,10 @@ fn refusal(bytes: &[u8], arena: &Arena<'_>) -> Rejection {
 /// first ones are compared with each other as they come.
 const SCAN_KEYS: usize = 16;
 
+/// A bit for each length of a key the parse notes (`knn`, `highlight`, `inner_hits`), and
+/// for those lengths plus 64 (a key's length is looked up modulo 64).
+const FLAG_KEY_LENGTHS: u64 = 1 << 3 | 1 << 9 | 1 << 10;
+
 /// The key stack's first size: the keys of the objects open at once in a search body.
 const KEYS: usize = 32;
 
@@ -1443,7 +1458,6 @@ struct Parser<'a> {
     inner_hits_key: bool,
     /// How many keys read are `highlight`.
     highlight_keys: usize,
-    s: &'a [u8],
     text: &'a str,
     i: usize,
     /// Where the body last held a string escape (0 if it has not): a container opened at
@@ -1459,23 +1473,31 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
+    /// The body's bytes: `text`'s own, so LLVM sees the same length and memory behind a byte
+    /// read and a string sliced from `text` (one field, not two that it must load and
+    /// compare apart).
+    #[inline(always)]
+    fn s(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     /// Past JSON's whitespace (space, tab, LF, CR: the only bytes strict JSON and the
     /// backends' parser skip between tokens). A container's source text keeps it: whitespace
     /// between tokens is not a change of the value (session 29).
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.i) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s().get(self.i) {
             self.i += 1;
         }
     }
 
     fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
+        self.s().get(self.i).copied()
     }
 
     /// Past `byte`, looked at first where a compact body has it, then past any whitespace.
     #[inline(always)]
     fn expect(&mut self, byte: u8) -> Option<()> {
-        if self.s.get(self.i) != Some(&byte) {
+        if self.s().get(self.i) != Some(&byte) {
             self.ws();
             if self.peek()? != byte {
                 return None;
@@ -1486,7 +1508,7 @@ impl<'a> Parser<'a> {
     }
 
     fn literal(&mut self, word: &[u8], tok: Tok<'a>) -> Option<Tok<'a>> {
-        if self.s[self.i..].starts_with(word) {
+        if self.s()[self.i..].starts_with(word) {
             self.i += word.len();
             Some(tok)
         } else {
@@ -1523,6 +1545,25 @@ impl<'a> Parser<'a> {
         }
         self.toks.push(tok);
         Some(())
+    }
+
+    /// [`Parser::push`] of the token `make` makes: made where the tape has room, without a
+    /// copy of it kept for the call that grows the tape (a token passed to
+    /// [`Parser::grow_and_push`] is built on the stack, then copied to the tape, on every
+    /// push); `make`'s captures, a string's two words, go to that call in registers.
+    #[inline(always)]
+    fn push_with(&mut self, make: impl FnOnce() -> Tok<'a>) -> Option<()> {
+        if self.toks.len() == self.toks.capacity() {
+            return self.grow_and_push_with(make);
+        }
+        self.toks.push(make());
+        Some(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_and_push_with(&mut self, make: impl FnOnce() -> Tok<'a>) -> Option<()> {
+        self.grow_and_push(make())
     }
 
     /// Doubles the tape's room, claimed first, and puts `tok` on it: a body denser than a
@@ -1581,11 +1622,11 @@ impl<'a> Parser<'a> {
         let start = self.i;
         let at = self.toks.len();
         // Its token, set when it closes.
-        self.push(Tok::Null)?;
+        self.push_with(|| Tok::Null)?;
         self.i += 1;
         // A key's quote right after the brace (a compact body): no whitespace to skip, and not
         // the close.
-        if self.s.get(self.i) != Some(&b'"') {
+        if self.s().get(self.i) != Some(&b'"') {
             self.ws();
             if self.peek()? == b'}' {
                 self.i += 1;
@@ -1593,60 +1634,70 @@ impl<'a> Parser<'a> {
                 return Some(());
             }
         }
+        // The first entry: most of a search body's objects have one key, and need no key
+        // stack and no compare.
+        let first = self.entry_key()?;
+        self.entry_value(first, depth)?;
+        // The separator or the close where a compact body has it, else past whitespace.
+        // Written out here, in `more_entries` and in `array` (session 12: one
+        // `#[inline(always)]` helper for all measured 26,135 -> 26,669 instructions on the
+        // 2 KB parse).
+        match self.s().get(self.i) {
+            Some(b',') => {
+                self.i += 1;
+                return self.more_entries(depth, at, start, first);
+            }
+            Some(b'}') => {}
+            _ => {
+                self.ws();
+                match self.peek()? {
+                    b',' => {
+                        self.i += 1;
+                        return self.more_entries(depth, at, start, first);
+                    }
+                    b'}' => {}
+                    _ => return None,
+                }
+            }
+        }
+        self.i += 1;
+        self.close(at, start, 1, 0, Tok::Object);
+        Some(())
+    }
+
+    /// An object's entries after its first (`first` its key), from the second's key, and the
+    /// object's close.
+    #[inline(never)]
+    fn more_entries(
+        &mut self,
+        depth: usize,
+        at: usize,
+        start: usize,
+        first: &'a str,
+    ) -> Option<()> {
         let base = self.keys.len();
-        let mut len = 0;
-        // The first key, put on the key stack only when a second comes: most of a search
-        // body's objects have one key, and need no stack.
-        let mut first = "";
+        self.push_key(first)?;
         // A bit per key on the stack ([`key_bit`]): a key whose bit is not set is new, and is
         // not looked for among the others.
-        let mut seen = 0u64;
+        let mut seen = key_bit(first);
+        let mut len = 1;
         loop {
-            let key = self.key()?;
-            // The flags' keys by their length first: one branch for most keys.
-            match key.len() {
-                3 => self.knn_key |= key == "knn",
-                9 => self.highlight_keys += usize::from(key == "highlight"),
-                10 => self.inner_hits_key |= key == "inner_hits",
-                _ => {}
-            }
-            if len == 0 {
-                first = key;
-            } else {
-                if len == 1 {
-                    self.push_key(first)?;
-                    seen = key_bit(first);
+            let key = self.entry_key()?;
+            // The first keys are compared as they come, each only when its bit is among the
+            // others' (session 24: a compare of every pair was about 1.4k instructions of the
+            // 2 KB search's parse, 66 pairs of its top level's twelve keys); a larger object's
+            // are all looked at once, when it closes (`distinct`).
+            if len < SCAN_KEYS {
+                let bit = key_bit(key);
+                if seen & bit != 0 && self.keys[base..].contains(&key) {
+                    return None;
                 }
-                // The first keys are compared as they come, each only when its bit is among
-                // the others' (session 24: a compare of every pair was about 1.4k instructions
-                // of the 2 KB search's parse, 66 pairs of its top level's twelve keys); a
-                // larger object's are all looked at once, when it closes (`distinct`).
-                if len < SCAN_KEYS {
-                    let bit = key_bit(key);
-                    if seen & bit != 0 && self.keys[base..].contains(&key) {
-                        return None;
-                    }
-                    seen |= bit;
-                }
-                self.push_key(key)?;
+                seen |= bit;
             }
-            self.push(Tok::String(key))?;
-            // A string or an object right after the colon, without `value`'s whitespace
-            // skip and dispatch.
-            match self.s.get(self.i) {
-                Some(b'"') => {
-                    self.i += 1;
-                    let text = self.string()?;
-                    self.push(Tok::String(text))?;
-                }
-                Some(b'{') => self.object(depth + 1)?,
-                _ => self.value(depth)?,
-            }
+            self.push_key(key)?;
+            self.entry_value(key, depth)?;
             len += 1;
-            // The separator or the close where a compact body has it, else past whitespace.
-            // Written out here and in `array` (session 12: one `#[inline(always)]` helper for
-            // both measured 26,135 -> 26,669 instructions on the 2 KB parse).
-            match self.s.get(self.i) {
+            match self.s().get(self.i) {
                 Some(b',') => {
                     self.i += 1;
                     continue;
@@ -1681,6 +1732,45 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// An entry's key and its colon, the flag keys noted.
+    #[inline(always)]
+    fn entry_key(&mut self) -> Option<&'a str> {
+        let key = self.key()?;
+        // The flags' keys by their length first: one test of a bit for most keys.
+        if FLAG_KEY_LENGTHS >> (key.len() % 64) & 1 != 0 {
+            self.flag_key(key);
+        }
+        Some(key)
+    }
+
+    /// An entry's key token and its value's tokens, from the value's first byte.
+    #[inline(always)]
+    fn entry_value(&mut self, key: &'a str, depth: usize) -> Option<()> {
+        self.push_with(|| Tok::String(key))?;
+        // A string or an object right after the colon, without `value`'s whitespace skip and
+        // dispatch.
+        match self.s().get(self.i) {
+            Some(b'"') => {
+                self.i += 1;
+                let text = self.string()?;
+                self.push_with(|| Tok::String(text))
+            }
+            Some(b'{') => self.object(depth + 1),
+            _ => self.value(depth),
+        }
+    }
+
+    /// Notes a key whose length is a flag key's ([`FLAG_KEY_LENGTHS`]).
+    #[inline(always)]
+    fn flag_key(&mut self, key: &str) {
+        match key.len() {
+            3 => self.knn_key |= key == "knn",
+            9 => self.highlight_keys += usize::from(key == "highlight"),
+            10 => self.inner_hits_key |= key == "inner_hits",
+            _ => {}
+        }
+    }
+
     /// Puts `key` on the key stack, its next room (a vector doubles) claimed first.
     #[inline(always)]
     fn push_key(&mut self, key: &'a str) -> Option<()> {
@@ -1700,19 +1790,19 @@ impl<'a> Parser<'a> {
         }
         let start = self.i;
         // A compact array of plain strings: one token.
-        if self.s.get(start + 1) == Some(&b'"') {
-            if let Some((end, len)) = packed(self.s, start) {
+        if self.s().get(start + 1) == Some(&b'"') {
+            if let Some((end, len)) = packed(self.s(), start) {
                 let text = self.text.get(start..end)?;
                 self.i = end;
                 return self.push(Tok::Strings(text, len));
             }
         }
         let at = self.toks.len();
-        self.push(Tok::Null)?;
+        self.push_with(|| Tok::Null)?;
         self.i += 1;
         // A string or an object right after the bracket (a compact body): no whitespace to
         // skip, and not the close.
-        if !matches!(self.s.get(self.i), Some(b'"' | b'{')) {
+        if !matches!(self.s().get(self.i), Some(b'"' | b'{')) {
             self.ws();
             if self.peek()? == b']' {
                 self.i += 1;
@@ -1727,7 +1817,7 @@ impl<'a> Parser<'a> {
         loop {
             // A run of strings, or an object (a list of queries), without `value`'s whitespace
             // skip and dispatch.
-            match self.s.get(self.i) {
+            match self.s().get(self.i) {
                 Some(b'"') => len += self.strings()?,
                 Some(b'{') => {
                     self.object(depth + 1)?;
@@ -1737,7 +1827,7 @@ impl<'a> Parser<'a> {
                 // Past whitespace (a spaced body's items), told apart by their first byte.
                 _ => {
                     self.ws();
-                    match self.s.get(self.i) {
+                    match self.s().get(self.i) {
                         Some(b'"') => len += self.strings()?,
                         Some(b'{' | b'[') => {
                             self.value(depth)?;
@@ -1753,7 +1843,7 @@ impl<'a> Parser<'a> {
                 }
             }
             // The separator or the close where a compact body has it, else past whitespace.
-            match self.s.get(self.i) {
+            match self.s().get(self.i) {
                 Some(b',') => {
                     self.i += 1;
                     continue;
@@ -1781,12 +1871,12 @@ impl<'a> Parser<'a> {
     /// register (as [`Parser::strings`] reads a run of strings); any other, as a value's string.
     #[inline(always)]
     fn key(&mut self) -> Option<&'a str> {
-        let s = self.s;
+        let s = self.s();
         let i = self.i;
         if s.get(i) == Some(&b'"') {
-            let (end, quote) = plain_run(s, i + 1);
-            if quote && s.get(end + 1) == Some(&b':') {
-                let key = self.text.get(i + 1..end)?;
+            let (end, _) = plain_run(s, i + 1);
+            if s.get(end) == Some(&b'"') && s.get(end + 1) == Some(&b':') {
+                let key = text_at(self.text, i + 1, end)?;
                 self.i = end + 2;
                 return Some(key);
             }
@@ -1865,9 +1955,9 @@ impl<'a> Parser<'a> {
     #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         let start = self.i;
-        let (end, quote) = plain_run(self.s, start);
-        if quote {
-            let s = self.text.get(start..end)?;
+        let (end, _) = plain_run(self.s(), start);
+        if self.s().get(end) == Some(&b'"') {
+            let s = text_at(self.text, start, end)?;
             self.i = end + 1;
             return Some(s);
         }
@@ -1875,10 +1965,13 @@ impl<'a> Parser<'a> {
         self.string_rest(start)
     }
 
-    /// `Parser::string` from the first escape or control character (or the end).
+    /// `Parser::string` from the first escape or control character (or the end). Cold: rare in
+    /// a body, and the paths past a plain string are then the likely ones to LLVM (which
+    /// inlines less into paths it guesses rare).
+    #[cold]
     fn string_rest(&mut self, start: usize) -> Option<&'a str> {
         loop {
-            match *self.s.get(self.i)? {
+            match *self.s().get(self.i)? {
                 b'"' => {
                     let s = self.text.get(start..self.i)?;
                     self.i += 1;
@@ -1894,20 +1987,20 @@ impl<'a> Parser<'a> {
         if !self.escapes_claimed {
             // Every escaped string from here is at most the rest of the body; twice that
             // covers their growth as they are built.
-            self.held(self.arena.claim(2 * (self.s.len() - start)))?;
+            self.held(self.arena.claim(2 * (self.s().len() - start)))?;
             self.escapes_claimed = true;
         }
         // Built in the arena: a string there owns no memory of its own ([`Arena`]).
         let mut out = BumpString::from_str_in(self.text.get(start..self.i)?, &self.arena.bump);
         loop {
-            match *self.s.get(self.i)? {
+            match *self.s().get(self.i)? {
                 b'"' => {
                     self.i += 1;
                     return Some(out.into_bump_str());
                 }
                 b'\\' => {
                     self.i += 1;
-                    let c = match *self.s.get(self.i)? {
+                    let c = match *self.s().get(self.i)? {
                         b'"' => '"',
                         b'\\' => '\\',
                         b'/' => '/',
@@ -1931,7 +2024,7 @@ impl<'a> Parser<'a> {
                 _ => {
                     // Copy the run up to the next quote or escape in one go.
                     let run = self.i;
-                    self.i = skip_plain(self.s, self.i + 1);
+                    self.i = skip_plain(self.s(), self.i + 1);
                     out.push_str(self.text.get(run..self.i)?);
                 }
             }
@@ -1939,7 +2032,7 @@ impl<'a> Parser<'a> {
     }
 
     fn hex4(&mut self) -> Option<u32> {
-        let digits = self.s.get(self.i..self.i + 4)?;
+        let digits = self.s().get(self.i..self.i + 4)?;
         let mut n = 0u32;
         for &d in digits {
             n = n * 16 + char::from(d).to_digit(16)?;
@@ -1955,7 +2048,7 @@ impl<'a> Parser<'a> {
         match n {
             0xDC00..=0xDFFF => None,
             0xD800..=0xDBFF => {
-                if self.s.get(self.i..self.i + 2)? != b"\\u" {
+                if self.s().get(self.i..self.i + 2)? != b"\\u" {
                     return None;
                 }
                 self.i += 2;
@@ -1969,39 +2062,44 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, finite as an `f64`.
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, finite as an `f64`. Read with its
+    /// place in a local, stored once at the end (each `peek` through the parser loaded and
+    /// stored it again).
     fn number(&mut self) -> Option<&'a str> {
+        let s = self.s();
         let start = self.i;
-        if self.peek() == Some(b'-') {
-            self.i += 1;
+        let mut i = start;
+        if s.get(i) == Some(&b'-') {
+            i += 1;
         }
-        let int_start = self.i;
-        match self.peek()? {
-            b'0' => self.i += 1,
-            b'1'..=b'9' => self.digits(),
+        let int_start = i;
+        match *s.get(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => i = skip_digits(s, i + 1),
             _ => return None,
         }
-        let int_digits = self.i - int_start;
+        let int_digits = i - int_start;
         let mut exponent = false;
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            if !self.peek()?.is_ascii_digit() {
+        if s.get(i) == Some(&b'.') {
+            i += 1;
+            if !s.get(i)?.is_ascii_digit() {
                 return None;
             }
-            self.digits();
+            i = skip_digits(s, i + 1);
         }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.i += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.i += 1;
+        if let Some(b'e' | b'E') = s.get(i) {
+            i += 1;
+            if let Some(b'+' | b'-') = s.get(i) {
+                i += 1;
             }
-            if !self.peek()?.is_ascii_digit() {
+            if !s.get(i)?.is_ascii_digit() {
                 return None;
             }
-            self.digits();
+            i = skip_digits(s, i + 1);
             exponent = true;
         }
-        let text = self.text.get(start..self.i)?;
+        self.i = i;
+        let text = text_at(self.text, start, i)?;
         // serde_json reads integers beyond i64/u64 and every fraction as an f64 and refuses
         // one that overflows. Without an exponent no number of at most 300 integer digits can
         // (f64::MAX is about 1.8e308): only the others are parsed, by serde_json's own parser
@@ -2011,10 +2109,6 @@ impl<'a> Parser<'a> {
             return None;
         }
         Some(text)
-    }
-
-    fn digits(&mut self) {
-        self.i = skip_digits(self.s, self.i);
     }
 }
 
@@ -2146,6 +2240,14 @@ fn packed_items(s: &[u8], start: usize) -> Option<(usize, u32)> {
     }
 }
 
+/// `text[from..to]` (`None` unless `from <= to` and both are in `text` on character
+/// boundaries), as two one-ended `str::get`s: each is small enough for LLVM to inline where
+/// the two-ended one (`Range<usize>`'s) became a call as the parser's functions grew.
+#[inline(always)]
+fn text_at(text: &str, from: usize, to: usize) -> Option<&str> {
+    text.get(..to)?.get(from..)
+}
+
 /// One of 64 bits for `key`, from its length and its first and last bytes: equal keys have
 /// the same bit, so a key whose bit no earlier key of its object has is not among them
 /// ([`Parser::object`]). Any function of the key's text would do; this one reads two bytes.
@@ -2175,9 +2277,9 @@ fn distinct(keys: &[&str]) -> bool {
 fn skip_digits(s: &[u8], mut from: usize) -> usize {
     const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
     const ZEROS: u64 = 0x3030_3030_3030_3030;
-    while let Some(chunk) = s.get(from..from + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
+    // A word read as an array (`first_chunk`), not copied out of a slice: the copy was a
+    // call to `copy_from_slice`'s length check, per word.
+    while let Some(&word) = s.get(from..).and_then(<[u8]>::first_chunk::<8>) {
         let w = u64::from_le_bytes(word);
         // Every byte is 0x30..=0x3F, and stays below 0x40 with 6 added: 0x30..=0x39.
         if w & HIGH_NIBBLES != ZEROS || (w + 0x0606_0606_0606_0606) & HIGH_NIBBLES != ZEROS {
@@ -2464,9 +2566,7 @@ mod block {
 /// of texts shorter than its block.
 #[inline(always)]
 fn plain_run_words(s: &[u8], mut from: usize) -> (usize, bool) {
-    while let Some(chunk) = s.get(from..from + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
+    while let Some(&word) = s.get(from..).and_then(<[u8]>::first_chunk::<8>) {
         if let Some((at, quote)) = first_special(u64::from_le_bytes(word)) {
             return (from + at, quote);
         }
@@ -2489,9 +2589,7 @@ fn plain_run_words(s: &[u8], mut from: usize) -> (usize, bool) {
 /// eight.
 fn tail_word(s: &[u8], from: usize) -> u64 {
     let tail = s.len() - from;
-    if s.len() >= 8 {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&s[s.len() - 8..]);
+    if let Some(&word) = s.last_chunk::<8>() {
         u64::from_le_bytes(word) >> (8 * (8 - tail))
     } else {
         s[from..]

@@ -1382,6 +1382,137 @@ fn duplicate_keys_are_found_wherever_they_are() {
     }
 }
 
+/// Session 29: the flag keys (`knn`, `highlight`, `inner_hits`) are told first by a bit of
+/// their length modulo 64 ([`FLAG_KEY_LENGTHS`]), then compared. The flags and the highlight
+/// count are what a walk of `parse_strict`'s value finds, for the flag keys, near misses of
+/// their lengths and of those lengths plus 64 (which share their bit), and keys of other
+/// lengths, as the first key of an object (read before the key stack is set up), the second,
+/// one past [`SCAN_KEYS`], nested, in arrays, escaped and spaced.
+#[test]
+fn flag_keys_are_noted_wherever_they_are() {
+    fn walk(v: &Value, keys: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, c)| {
+                keys.push(k.clone());
+                walk(c, keys);
+            }),
+            Value::Array(items) => items.iter().for_each(|c| walk(c, keys)),
+            _ => {}
+        }
+    }
+    let long = |base: &str| format!("{base}{}", "x".repeat(64));
+    let mut names: Vec<String> = [
+        "knn",
+        "kNn",
+        "abc",
+        "highlight",
+        "highlighT",
+        "post_tags",
+        "inner_hits",
+        "inner_hitS",
+        "fixed_time",
+        "k\\u006en",
+        "highligh\\u0074",
+        "inner_hit\\u0073",
+        "",
+        "a",
+        "kn",
+        "knnn",
+    ]
+    .iter()
+    .map(|k| k.to_string())
+    .collect();
+    names.extend(["knn", "abc", "highlight", "inner_hits"].map(long));
+    let filler: Vec<String> = (0..SCAN_KEYS + 1)
+        .map(|i| format!("\"f{i}\":{i}"))
+        .collect();
+    let mut bodies = Vec::new();
+    for k in &names {
+        for other in ["knn", "x", "inner_hits"] {
+            bodies.push(format!(r#"{{"{k}":1}}"#));
+            bodies.push(format!(
+                r#"{{"{other}":{{"{k}":"v"}},"{k}":[{{"{k}":{{}}}}]}}"#
+            ));
+            bodies.push(format!(
+                r#"{{ "{other}" : 1 , "{k}" : {{ "{k}" : null }} }}"#
+            ));
+            bodies.push(format!(r#"[{{"{k}":true}},{{"{other}":2,"{k}":"{k}"}}]"#));
+            bodies.push(format!(r#"{{{},"{k}":3}}"#, filler.join(",")));
+        }
+    }
+    let mut noted = [0usize; 3];
+    for body in &bodies {
+        let value = parse_strict(body.as_bytes());
+        let arena = Arena::default();
+        let parsed = parse(body.as_bytes(), &arena);
+        let Ok(value) = value else {
+            assert!(parsed.is_err(), "{body}");
+            continue;
+        };
+        parsed.expect(body);
+        let mut keys = Vec::new();
+        walk(&value, &mut keys);
+        let has = |name: &str| keys.iter().any(|k| k == name);
+        let highlights = keys.iter().filter(|k| *k == "highlight").count();
+        assert_eq!(arena.has_knn_key(), has("knn"), "{body}");
+        assert_eq!(arena.has_inner_hits_key(), has("inner_hits"), "{body}");
+        assert_eq!(arena.highlight_keys(), highlights, "{body}");
+        noted[0] += usize::from(has("knn"));
+        noted[1] += usize::from(has("inner_hits"));
+        noted[2] += highlights;
+    }
+    // Each flag seen set and unset many times.
+    assert!(
+        noted.iter().all(|&n| n > 20 && n < bodies.len() - 20),
+        "{noted:?}"
+    );
+}
+
+/// Session 29: numbers of every length and form read where the parser reads values (an
+/// object's first entry, a later one, an array's items, the top level), each followed by every
+/// byte that may or may not end one and at the body's end: the same decision and value as
+/// `parse_strict`.
+#[test]
+fn numbers_of_every_length_and_form_agree_with_parse_strict() {
+    let mut numbers = Vec::new();
+    for len in 1..=20 {
+        let digits: String = (0..len).map(|i| char::from(b'1' + (i % 9) as u8)).collect();
+        for int in [digits.clone(), format!("0{digits}"), "0".into()] {
+            for frac in ["", ".", ".0", ".5", &format!(".{digits}")] {
+                for exp in [
+                    "",
+                    "e",
+                    "E",
+                    "e5",
+                    "E+7",
+                    "e-3",
+                    "e+",
+                    "e-",
+                    &format!("e{len}"),
+                ] {
+                    numbers.push(format!("{int}{frac}{exp}"));
+                    numbers.push(format!("-{int}{frac}{exp}"));
+                }
+            }
+        }
+    }
+    numbers.extend(
+        [
+            "-", "--1", "+1", "1-", ".5", "-.5", "1..2", "1e1e1", "0x1", "1_0",
+        ]
+        .map(String::from),
+    );
+    for n in &numbers {
+        agrees(n.as_bytes());
+        for after in ["", " ", ",", "]", "}", "x", "0", "\"", "\n"] {
+            agrees(format!("{{\"n\":{n}{after}}}").as_bytes());
+            agrees(format!("{{\"a\":1,\"n\":{n}{after}}}").as_bytes());
+            agrees(format!("[{n}{after},{n}]").as_bytes());
+            agrees(format!("{n}{after}").as_bytes());
+        }
+    }
+}
+
 /// Session 24: an object's keys are compared only when a key's bit ([`key_bit`]) is among the
 /// earlier keys' bits. Keys of eighteen lengths from 0 to 22 and varied ends (so, many different
 /// bits, and some keys sharing one with others they are not equal to), each key of an object
