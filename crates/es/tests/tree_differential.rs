@@ -564,3 +564,29 @@ fn the_flag_keys_are_found_wherever_and_however_spelled() {
         }
     }
 }
+
+/// Objects of 1 to 40 keys with one key repeated, for every pair of places (around the first
+/// sixteen keys compared as they come and the larger objects' check when they close), the
+/// repeat spelled plainly or escaped, and the same objects with no repeat: refused exactly
+/// when one key is there twice.
+#[test]
+fn a_repeated_key_is_refused_at_every_pair_of_places() {
+    for n in 1..=40 {
+        let keys: Vec<String> = (0..n).map(|i| format!("k{i:02}")).collect();
+        let body = |keys: &[String]| {
+            let entries: Vec<String> = keys.iter().map(|k| format!("\"{k}\":1")).collect();
+            format!("{{{}}}", entries.join(","))
+        };
+        agrees(body(&keys).as_bytes());
+        for i in 0..n {
+            for j in i + 1..n {
+                let mut dup = keys.clone();
+                dup[j] = keys[i].clone();
+                agrees(body(&dup).as_bytes());
+                // The repeat escaped (`\u006b` is `k`): the same key once read.
+                dup[j] = format!("\\u006b{}", &keys[i][1..]);
+                agrees(body(&dup).as_bytes());
+            }
+        }
+    }
+}
