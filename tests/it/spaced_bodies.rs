@@ -434,3 +434,63 @@ async fn the_real_backends_read_every_spacing_as_the_compact_body() {
         assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
     }
 }
+
+/// attack29: a large search (past `SPAN_MIN`: its long texts sent as spans of the client's
+/// body, not copied) spaced every way sends the backend what its compact spelling sends but for
+/// whitespace: a `terms` list of a thousand ids spaced `", "` (no longer one packed token), the
+/// histogram's bounds spliced into a pretty-printed `aggs`, the query under the token's filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_spaced_search_sent_as_spans_is_the_compact_ones_bytes() {
+    let es = recording();
+    let gw = Esgate::start(&[es.url()], "").await;
+    let auth = bearer(&gw.tenant_token("a").await);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let ids: Vec<String> = (0..1000).map(|i| format!("\"user-{i:05}\"")).collect();
+    let compact = format!(
+        r#"{{"size":5,"query":{{"bool":{{"filter":[{{"terms":{{"user":[{}]}}}},{{"range":{{"n":{{"gte":0,"lte":100}}}}}}]}}}},"aggs":{{"h":{{"histogram":{{"field":"n","interval":10}}}}}},"sort":["n"]}}"#,
+        ids.join(",")
+    );
+    assert!(compact.len() > 2 * 4096);
+    let r = send(
+        "POST",
+        &gw.url("/logs-a/_search"),
+        &headers,
+        compact.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let reference = sent_to(&es, "/logs-a/_search");
+    assert!(
+        String::from_utf8_lossy(&reference).contains("hard_bounds"),
+        "the bounds spliced"
+    );
+    let (between, _) = places(&compact);
+    let mut spellings: Vec<String> = [" ", "\t", "\r\n", "\n  "]
+        .iter()
+        .map(|ws| spaced_everywhere(&compact, &between, ws))
+        .collect();
+    spellings.push(compact.replace("\",\"", "\", \"").replace("\":", "\": "));
+    for body in spellings {
+        let r = send("POST", &gw.url("/logs-a/_search"), &headers, body.clone())
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let sent = sent_to(&es, "/logs-a/_search");
+        assert_ne!(squeezed(&sent), sent, "sent as spaced");
+        assert_eq!(
+            String::from_utf8_lossy(&squeezed(&sent)),
+            String::from_utf8_lossy(&squeezed(&reference)),
+            "{}",
+            &body[..200]
+        );
+        let (a, b): (Value, Value) = (
+            serde_json::from_slice(&sent).unwrap(),
+            serde_json::from_slice(&reference).unwrap(),
+        );
+        assert_eq!(a, b);
+    }
+}
