@@ -28,9 +28,10 @@ const TAKEN: &[&str] = &[
     "source_content_type",
 ];
 
-/// attack29: search requests with and without a body, with the URI-search parameters and the
-/// `source` parameter spelled every way (encoded keys, repeated, doubled `%25`, `+` and NUL
-/// around the name, invalid escapes and UTF-8), on index paths spelled every way (encoded
+/// attack29: search requests (GET, POST, HEAD) with and without a body, with the URI-search
+/// parameters and the `source` parameter spelled every way (encoded keys, repeated, doubled
+/// `%25`, `+` and NUL around the name, invalid escapes and UTF-8), on index paths spelled every
+/// way (encoded
 /// letters, `%2A`, `%2F..`, `%00`, an encoded `?`): a refusal is a 4xx with nothing forwarded
 /// for it; a forwarded search goes to `logs-a` only, its body holds the token's filter, its
 /// query holds no taken parameter and no NUL. Would fail if a fast path (the copy of a text
@@ -104,8 +105,10 @@ async fn every_spelling_of_a_search_is_filtered_or_refused() {
         "/%2e%2e/_search",
         "/logs-a/_count",
     ];
-    let bodies: [(&str, &str, &str); 4] = [
+    let bodies: [(&str, &str, &str); 6] = [
         ("GET", "", ""),
+        ("HEAD", "", ""),
+        ("HEAD", "application/json", "{\"query\":{\"match_all\":{}}}"),
         ("POST", "", ""),
         ("GET", "application/json", "{}"),
         ("POST", "application/json", "{\"size\": 0}"),
