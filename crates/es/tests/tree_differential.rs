@@ -590,3 +590,46 @@ fn a_repeated_key_is_refused_at_every_pair_of_places() {
         }
     }
 }
+
+/// Nesting at and around the depth limit, each level an object's first (one-key) entry, its
+/// second entry, an array's first or later item, or a packed string list, in every mix, and
+/// spaced: refused past the limit exactly as `parse_strict` refuses, whichever path read the
+/// level (perf29b: an object's first entry is read apart from the others).
+#[test]
+fn nesting_around_the_depth_limit_in_every_kind_of_level() {
+    use esgate_es::request::body::MAX_DEPTH;
+    let levels: [(&str, &str); 6] = [
+        ("{\"a\":", "}"),
+        ("{\"z\":0,\"a\":", "}"),
+        ("[", "]"),
+        ("[0,", "]"),
+        ("{ \"a\" : ", " }"),
+        ("[ 1 , ", " ]"),
+    ];
+    let inner = ["0", "{}", "[]", "[\"x\",\"y\"]", "{\"b\":1}", "[[]]"];
+    for depth in MAX_DEPTH - 2..=MAX_DEPTH + 2 {
+        for (mix, (open, close)) in levels.iter().enumerate() {
+            for core in inner {
+                // One kind of level throughout, and the kinds in turn from `mix`.
+                for turn in [false, true] {
+                    let mut body = String::new();
+                    let mut closes = Vec::new();
+                    for level in 0..depth {
+                        let (o, c) = if turn {
+                            levels[(mix + level) % levels.len()]
+                        } else {
+                            (*open, *close)
+                        };
+                        body.push_str(o);
+                        closes.push(c);
+                    }
+                    body.push_str(core);
+                    for c in closes.iter().rev() {
+                        body.push_str(c);
+                    }
+                    agrees(body.as_bytes());
+                }
+            }
+        }
+    }
+}
