@@ -197,9 +197,13 @@ async fn whitespace_between_any_tokens_forwards_the_compact_bodys_bytes() {
         ("/_msearch", "/_msearch", SEARCH, true),
     ];
     for (path, upstream, compact, msearch) in routes {
+        // An msearch's header line spaced too when its body is (esgate writes the header it
+        // forwards: the same either way).
         let wrap = |body: &str| {
-            if msearch {
+            if msearch && body == compact {
                 format!("{{\"index\":\"logs-a\"}}\n{body}\n")
+            } else if msearch {
+                format!("{{ \"index\" :\t[ \"logs-a\" ] }}\n{body}\n")
             } else {
                 body.to_string()
             }
