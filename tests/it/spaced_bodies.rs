@@ -368,7 +368,7 @@ async fn anything_else_between_tokens_is_refused_and_nothing_is_forwarded() {
 /// read a search spaced every way (each of the four whitespace bytes at every place between
 /// tokens, empty `{ }` and `[ ]`, whitespace before colons and commas, after the last item,
 /// CRLF line ends) as the compact one: tenant a's documents only, the same hits and
-/// aggregations; and an `_msearch` whose body line is tab- and space-spaced likewise.
+/// aggregations; an `_msearch` whose body line is tab- and space-spaced likewise; a count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_backends_read_every_spacing_as_the_compact_body() {
     let v = json!({
@@ -436,6 +436,17 @@ async fn the_real_backends_read_every_spacing_as_the_compact_body() {
             seen.push((ids, one["aggregations"].clone()));
         }
         assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+        // A count, spaced every way: tenant a's documents, as the compact count.
+        let count = json!({"query": v["query"].clone()}).to_string();
+        let (between, _) = places(&count);
+        for ws in ["", " ", "\t", "\r\n"] {
+            let body = spaced_everywhere(&count, &between, ws);
+            let r = send("POST", &gw.url("/logs-*/_count"), &headers, body.clone())
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{body:?}: {}", r.text());
+            assert_eq!(r.json()["count"], fixture::TENANT_A_DOCS, "{body:?}");
+        }
     }
 }
 
