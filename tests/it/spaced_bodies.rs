@@ -138,7 +138,8 @@ fn not_whitespace() -> Vec<String> {
     out
 }
 
-/// A fake backend answering searches, counts and msearches of `logs-a`, its `n` an integer.
+/// A fake backend answering searches, counts, msearches and async searches of `logs-a`, its
+/// `n` an integer.
 fn recording() -> Recording {
     let es = Recording::start();
     es.resolve_indices(&["logs-a"]);
@@ -158,6 +159,14 @@ fn recording() -> Recording {
         200,
         json!({"took": 1, "responses": [search]}),
     );
+    es.script_json(
+        "POST",
+        "/logs-a/_async_search",
+        200,
+        json!({"is_partial": false, "is_running": false,
+            "start_time_in_millis": 1_583_945_890_986_u64,
+            "expiration_time_in_millis": 1_584_377_890_986_u64, "response": search}),
+    );
     es.field_types(&["logs-a"], &[("n", "integer")]);
     es
 }
@@ -170,11 +179,11 @@ fn sent_to(es: &Recording, path: &str) -> Vec<u8> {
     sent[0].body.to_vec()
 }
 
-/// attack29: whitespace between any two tokens of a search, a count or an `_msearch` body line
-/// (each of JSON's four bytes, and runs of them; at each place alone, and at every place at
-/// once) sends the backend what the compact body sends but for whitespace, which is only
-/// those four bytes: the token's filter, the histogram's spliced `hard_bounds`, every entry
-/// as checked. Would fail if a spaced text were copied where it is not the checked value (a
+/// attack29: whitespace between any two tokens of a search, a count, an async search or an
+/// `_msearch` body line (each of JSON's four bytes, and runs of them; at each place alone, and
+/// at every place at once) sends the backend what the compact body sends but for whitespace,
+/// which is only those four bytes: the token's filter, the histogram's spliced `hard_bounds`,
+/// every entry as checked. Would fail if a spaced text were copied where it is not the checked value (a
 /// rewrite's container still sent as its old text, a splice into the wrong place, a run of
 /// entries across a gap that is not a comma) or a whitespace byte outside the four were kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,6 +204,12 @@ async fn whitespace_between_any_tokens_forwards_the_compact_bodys_bytes() {
         ("/logs-a/_search", "/logs-a/_search", SEARCH, false),
         ("/logs-a/_count", "/logs-a/_count", COUNT, false),
         ("/_msearch", "/_msearch", SEARCH, true),
+        (
+            "/logs-a/_async_search",
+            "/logs-a/_async_search",
+            SEARCH,
+            false,
+        ),
     ];
     for (path, upstream, compact, msearch) in routes {
         // An msearch's header line spaced too when its body is (esgate writes the header it
