@@ -1811,7 +1811,7 @@ pub(super) fn metered<T>(
     (checked, hold)
 }
 
-/// What [`metered_noting`] noted of a check's claims.
+/// What [`metered_in`] noted of a check's claims.
 #[derive(Default)]
 struct Noted {
     /// The largest total the budget refused for want of room (`Busy`), if it refused one: the
@@ -1821,22 +1821,10 @@ struct Noted {
     used: usize,
 }
 
-/// [`metered`], and what it noted of the check's claims.
-fn metered_noting<T>(
-    budget: &crate::body::BodyBudget,
-    raw: usize,
-    mut hold: BudgetHold,
-    check: impl FnOnce(&es::memory::Meter<'_>) -> T,
-) -> (T, BudgetHold, Noted) {
-    let mut noted = Noted::default();
-    let checked = metered_in(budget, raw, &mut hold, &mut noted, check);
-    (checked, hold, noted)
-}
-
-/// [`metered_noting`] in place: `hold` grown by the check's claims, what it noted written to
-/// `noted`, and the check's outcome returned as it came (perf29c: a request's prepared
-/// request and permit, 824 and 496 bytes, were copied into and out of the tuples the others
-/// return, four copies a request).
+/// [`metered`] in place, and what it noted of the check's claims: `hold` grown by the check's
+/// claims, what it noted written to `noted`, and the check's outcome returned as it came
+/// (perf29c: a request's prepared request and permit, 824 and 496 bytes, were copied into and
+/// out of the tuples the others return, four copies a request).
 fn metered_in<T>(
     budget: &crate::body::BodyBudget,
     raw: usize,
@@ -1883,10 +1871,11 @@ const CHECK_ROOM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(
 async fn metered_in_line<T>(
     budget: &crate::body::BodyBudget,
     raw: usize,
-    hold: BudgetHold,
+    mut hold: BudgetHold,
     mut check: impl FnMut(&es::memory::Meter<'_>) -> Result<T, es::Rejection>,
 ) -> (Result<T, es::Rejection>, BudgetHold) {
-    let (checked, mut hold, noted) = metered_noting(budget, raw, hold, &mut check);
+    let mut noted = Noted::default();
+    let checked = metered_in(budget, raw, &mut hold, &mut noted, &mut check);
     match (settle(raw, &checked, &mut hold, &noted, 0), checked) {
         // Boxed: the common path's future stays as small as without the line.
         (Some(room), Err(rejection)) => {
@@ -1921,10 +1910,11 @@ async fn check_in_line<T>(
         {
             return (Err(rejection), hold);
         }
-        let (checked, mut grown, noted) = metered_noting(budget, raw, hold, &mut check);
-        match (settle(raw, &checked, &mut grown, &noted, room), checked) {
-            (Some(again), Err(refused)) => (rejection, hold, room) = (refused, grown, again),
-            (_, checked) => return (checked, grown),
+        let mut noted = Noted::default();
+        let checked = metered_in(budget, raw, &mut hold, &mut noted, &mut check);
+        match (settle(raw, &checked, &mut hold, &noted, room), checked) {
+            (Some(again), Err(refused)) => (rejection, room) = (refused, again),
+            (_, checked) => return (checked, hold),
         }
     }
 }
