@@ -227,6 +227,16 @@ fn text_with(len: usize, piece: &[u8], at: usize) -> Vec<u8> {
     out
 }
 
+/// `before`, `text` between quotes, then `after`.
+fn quoted(before: &[u8], text: &[u8], after: &[u8]) -> Vec<u8> {
+    let mut b = before.to_vec();
+    b.push(b'"');
+    b.extend_from_slice(text);
+    b.push(b'"');
+    b.extend_from_slice(after);
+    b
+}
+
 /// Keys of every length from 0 to 40 (around the 8- and 16-byte words), each piece at every
 /// offset, in an object's first (one-key) and later entries, beside a duplicate of itself, at
 /// depth, and at the body's end (cut inside the key, after it, after its colon).
@@ -241,14 +251,7 @@ fn keys_of_every_length_with_every_piece_at_every_offset() {
             }
         }
         for key in keys {
-            let k = |before: &[u8], after: &[u8]| {
-                let mut b = before.to_vec();
-                b.push(b'"');
-                b.extend_from_slice(&key);
-                b.push(b'"');
-                b.extend_from_slice(after);
-                b
-            };
+            let k = |before: &[u8], after: &[u8]| quoted(before, &key, after);
             for body in [
                 k(b"{", b":1}"),
                 k(b"{", b":1,\"z\":2}"),
@@ -287,14 +290,7 @@ fn strings_of_every_length_with_every_piece_at_every_offset() {
         for piece in PIECES.iter().copied().chain([&b""[..]]) {
             for at in 0..=len {
                 let s = text_with(len, piece, at);
-                let with = |before: &[u8], after: &[u8]| {
-                    let mut b = before.to_vec();
-                    b.push(b'"');
-                    b.extend_from_slice(&s);
-                    b.push(b'"');
-                    b.extend_from_slice(after);
-                    b
-                };
+                let with = |before: &[u8], after: &[u8]| quoted(before, &s, after);
                 for body in [
                     with(b"{\"a\":", b"}"),
                     with(b"{\"a\":", b",\"b\":1}"),

@@ -1187,19 +1187,19 @@ fn spans_are_the_source_texts_the_writer_copies() {
 /// copies are taken, not only allowed).
 #[test]
 fn compact_entries_stand_in_their_source() {
-    let compact = r#"{"a":1,"b":"x","c":true,"d":null,"e":[1],"f":{"g":false},"h":false}"#;
     let arena = Arena::default();
-    let entries = parse(compact.as_bytes(), &arena)
-        .unwrap()
-        .into_entries()
-        .unwrap();
-    let found: Vec<&str> = entries
-        .iter()
-        .map(|(k, v)| {
-            let (start, end) = entry_source(compact.as_bytes(), k, v).expect("stands in it");
-            &compact[start..end]
-        })
-        .collect();
+    // Each entry of `text`'s top level: its text in `text` as `entry_source` finds it.
+    let sources = |text: &'static str| -> Vec<Option<&'static str>> {
+        let entries = parse(text.as_bytes(), &arena)
+            .unwrap()
+            .into_entries()
+            .unwrap();
+        entries
+            .iter()
+            .map(|(k, v)| entry_source(text.as_bytes(), k, v).map(|(s, e)| &text[s..e]))
+            .collect()
+    };
+    let compact = r#"{"a":1,"b":"x","c":true,"d":null,"e":[1],"f":{"g":false},"h":false}"#;
     let expected = [
         r#""a":1"#,
         r#""b":"x""#,
@@ -1209,20 +1209,12 @@ fn compact_entries_stand_in_their_source() {
         r#""f":{"g":false}"#,
         r#""h":false"#,
     ];
-    assert_eq!(found, expected);
+    assert_eq!(sources(compact), expected.map(Some));
     let spaced = r#"{"a": 1,"b" :"x","c": true,"d":[1, 2],"e\n":2,"f":"\t"}"#;
-    let entries = parse(spaced.as_bytes(), &arena)
-        .unwrap()
-        .into_entries()
-        .unwrap();
     // Session 29: whitespace after the colon, and a value's kept (spaced) text, are taken;
     // whitespace before the colon, an escaped key or value are not.
-    let found: Vec<Option<&str>> = entries
-        .iter()
-        .map(|(k, v)| entry_source(spaced.as_bytes(), k, v).map(|(s, e)| &spaced[s..e]))
-        .collect();
     assert_eq!(
-        found,
+        sources(spaced),
         [
             Some(r#""a": 1"#),
             None,
@@ -1233,22 +1225,15 @@ fn compact_entries_stand_in_their_source() {
         ]
     );
     let pretty = "{\n  \"a\":\n\t\"x\",\n  \"b\": {\"c\": null},\r\n  \"d\": \t-1.5e3 }";
+    assert_eq!(
+        sources(pretty),
+        ["\"a\":\n\t\"x\"", r#""b": {"c": null}"#, "\"d\": \t-1.5e3"].map(Some)
+    );
+    // Side by side with a comma and whitespace between: one run.
     let entries = parse(pretty.as_bytes(), &arena)
         .unwrap()
         .into_entries()
         .unwrap();
-    let found: Vec<&str> = entries
-        .iter()
-        .map(|(k, v)| {
-            let (start, end) = entry_source(pretty.as_bytes(), k, v).expect("stands in it");
-            &pretty[start..end]
-        })
-        .collect();
-    assert_eq!(
-        found,
-        ["\"a\":\n\t\"x\"", r#""b": {"c": null}"#, "\"d\": \t-1.5e3"]
-    );
-    // Side by side with a comma and whitespace between: one run.
     let mut out = Vec::new();
     write_from(&Node::object(entries), pretty.as_bytes(), &mut out);
     assert_eq!(
